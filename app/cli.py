@@ -1,0 +1,147 @@
+"""The `hookscope` command. Each flag can also be set as HOOKSCOPE_<FLAG> in the environment."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from app import __version__
+from app.config import Settings, is_loopback_host, parse_duration, parse_size
+
+
+def _env(name: str) -> str | None:
+    return os.environ.get("HOOKSCOPE_" + name.upper().replace("-", "_"))
+
+
+def _add(
+    parser: argparse.ArgumentParser,
+    flag: str,
+    help: str,
+    default: Any = None,
+    type: Callable[[str], Any] = str,
+    **kw: Any,
+) -> None:
+    """A flag whose default comes from HOOKSCOPE_<FLAG> when set."""
+    env = _env(flag)
+    if env is not None:
+        try:
+            default = type(env) if kw.get("action") != "append" else [type(v) for v in env.split(",") if v]
+        except ValueError as exc:
+            raise SystemExit(f"hookscope: HOOKSCOPE_{flag.upper().replace('-', '_')}: {exc}") from None
+    shown = f" (env HOOKSCOPE_{flag.upper().replace('-', '_')}"
+    shown += f"; default {default})" if default not in (None, [], False) else ")"
+    parser.add_argument(f"--{flag}", default=default, type=type, help=help + shown, **kw)
+
+
+def _bool(text: str) -> bool:
+    if text.lower() in {"1", "true", "yes", "on"}:
+        return True
+    if text.lower() in {"0", "false", "no", "off", ""}:
+        return False
+    raise ValueError(f"not a boolean: {text!r}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="hookscope",
+        description="Self-hostable webhook inspector: capture, inspect live, forward to localhost.",
+    )
+    parser.add_argument("--version", action="version", version=f"hookscope {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = sub.add_parser("serve", help="run the server (capture URLs, inspector pages, API)")
+    _add(serve, "host", "address to bind", "127.0.0.1")
+    _add(serve, "port", "port to listen on", 8080, int)
+    _add(serve, "db", "SQLite database file", "hookscope.db", Path)
+    _add(serve, "token", "access token for pages and API (generated when binding a non-loopback address)")
+    _add(serve, "public-url", "base URL shown to users, e.g. https://hooks.example.com behind a proxy")
+    _add(serve, "max-body", "largest accepted body (e.g. 25MiB)", "25MiB", parse_size)
+    _add(serve, "durability", "full: a 2xx survives power loss; normal: survives process crashes", "full",
+         choices=["full", "normal"])
+    _add(serve, "trusted-proxy", "address or network whose X-Forwarded-For is believed (repeatable)", [],
+         action="append")
+    _add(serve, "retention-count", "requests kept per endpoint, oldest pruned (0: no cap)", 10_000, int)
+    _add(serve, "retention-age", "prune requests older than this (e.g. 30d, 12h; 'off')", "30d", parse_duration)
+    _add(serve, "queue-size", "capture write-queue size; when full, ingest answers 503", 10_000, int)
+    _add(serve, "forward-allow", "extra hosts or networks forwarding may reach (repeatable)", [], action="append")
+    _add(serve, "access-log", "log every HTTP request (costs throughput)", False, _bool)
+    _add(serve, "log-level", "debug, info, warning, error", "info")
+    serve.set_defaults(func=run_serve)
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace) -> tuple[Settings, bool]:
+    """Returns the settings and whether the token was generated here."""
+    token = args.token or None
+    generated = False
+    if token is None and not is_loopback_host(args.host):
+        token = secrets.token_urlsafe(24)
+        generated = True
+    settings = Settings(
+        host=args.host,
+        port=args.port,
+        db=args.db,
+        token=token,
+        public_url=args.public_url,
+        max_body=args.max_body if isinstance(args.max_body, int) else parse_size(args.max_body),
+        durability=args.durability,
+        trusted_proxies=tuple(args.trusted_proxy),
+        retention_count=args.retention_count,
+        retention_age=args.retention_age if isinstance(args.retention_age, float)
+        else parse_duration(args.retention_age),
+        queue_size=args.queue_size,
+        forward_allow=tuple(args.forward_allow),
+        access_log=args.access_log,
+        log_level=args.log_level,
+    )
+    return settings, generated
+
+
+def run_serve(args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.clientaddr import parse_networks
+    from app.main import create_app
+
+    try:
+        parse_networks(args.trusted_proxy)
+        settings, generated = settings_from_args(args)
+    except ValueError as exc:
+        print(f"hookscope: {exc}", file=sys.stderr)
+        return 2
+    app = create_app(settings)
+    shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    url = settings.public_url or f"http://{shown_host}:{settings.port}"
+    print(f"hookscope {__version__}: open {url} (database {settings.db}, durability {settings.durability})",
+          flush=True)
+    if generated:
+        print(f"hookscope: bound to {settings.host} with no --token; generated one: {settings.token}", flush=True)
+    config = uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        access_log=settings.access_log,
+        log_level=settings.log_level,
+        # We read X-Forwarded-For ourselves, only from --trusted-proxy peers.
+        proxy_headers=False,
+        server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    uvicorn.Server(config).run()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    func: Callable[[argparse.Namespace], int] = args.func
+    return func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""create_app(settings): the ASGI application, its services and their lifetimes.
+
+Services (store, hub, background tasks) are created in the lifespan and kept on `app.state`; nothing lives in
+module globals, so one process (or one test) can run several servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+from dataclasses import replace
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import Receive, Scope, Send
+
+from app import api, views
+from app.auth import AuthMiddleware
+from app.capture import CaptureApp
+from app.clientaddr import parse_networks
+from app.config import Settings
+from app.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from app.hub import Hub
+from app.models import CapturedRequest
+from app.resources import resource_dir
+from app.security import SecurityHeaders
+from app.store import SQLiteStore, Store
+
+log = logging.getLogger("hookscope")
+
+
+class HookscopeApp:
+    """Dispatches /h/ (ingest) before Starlette's router; everything else goes through auth and routing."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.web = Starlette(
+            routes=[
+                *api.routes,
+                *views.routes,
+                Mount("/static", StaticFiles(directory=resource_dir("static")), name="static"),
+            ],
+            lifespan=self._lifespan,
+            exception_handlers={
+                ApiError: handle_api_error,
+                HTTPException: handle_http_exception,
+                Exception: handle_unexpected,
+            },
+        )
+        self.state = self.web.state
+        self.state.settings = settings
+        self.state.templates = Jinja2Templates(directory=str(resource_dir("templates")))
+        self.store: Store = SQLiteStore(
+            settings.db,
+            durability=settings.durability,
+            queue_size=settings.queue_size,
+            retention_count=settings.retention_count,
+            retention_age=settings.retention_age,
+        )
+        self.hub = Hub()
+        self.state.store = self.store
+        self.state.hub = self.hub
+        self.capture = CaptureApp(settings, self.store, parse_networks(settings.trusted_proxies))
+        self.state.capture = self.capture
+        self.guarded = AuthMiddleware(SecurityHeaders(self.web), settings.token)
+        self.store.on_request(self._publish)
+
+    def _publish(self, req: CapturedRequest) -> None:
+        # Subscribers get summaries only: a queue of 1,000 events must never pin 1,000 bodies in memory.
+        self.hub.publish(api.endpoint_topic(req.endpoint_id), replace(req, body=None))
+
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            await self.store.open()
+            stack.push_async_callback(self.store.close)
+            janitor = asyncio.create_task(self._janitor(), name="hookscope-janitor")
+            stack.push_async_callback(_cancel, janitor)
+            yield
+
+    async def _janitor(self) -> None:
+        """Retention: prune old requests on a schedule (and once at start)."""
+        while True:
+            try:
+                removed = await self.store.prune(time.time())
+                if removed:
+                    log.info("retention removed %d requests", removed)
+            except Exception:
+                log.exception("retention pass failed")
+            await asyncio.sleep(self.settings.janitor_interval)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/h/"):
+            await self.capture(scope, receive, send)
+        elif scope["type"] == "lifespan":
+            await self.web(scope, receive, send)
+        else:
+            await self.guarded(scope, receive, send)
+
+
+async def _cancel(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def create_app(settings: Settings) -> HookscopeApp:
+    return HookscopeApp(settings)

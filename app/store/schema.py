@@ -1,0 +1,74 @@
+"""SQLite schema, versioned by PRAGMA user_version. Append migrations; never edit a released one."""
+
+from __future__ import annotations
+
+import sqlite3
+
+MIGRATIONS: list[str] = [
+    # 1: endpoints and captured requests
+    """
+    CREATE TABLE endpoints (
+        id          TEXT PRIMARY KEY,
+        name        TEXT NOT NULL,
+        created_at  REAL NOT NULL,
+        response    TEXT NOT NULL,
+        options     TEXT NOT NULL DEFAULT '{}'
+    );
+    -- AUTOINCREMENT: ids are never reused, even after the newest rows are deleted, so a client's
+    -- "last seen id" cursor stays meaningful forever.
+    CREATE TABLE requests (
+        id           INTEGER PRIMARY KEY AUTOINCREMENT,
+        endpoint_id  TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+        received_at  REAL NOT NULL,
+        method       TEXT NOT NULL,
+        path         TEXT NOT NULL,
+        query        TEXT NOT NULL,
+        headers      TEXT NOT NULL,
+        content_type TEXT NOT NULL,
+        body         BLOB,
+        body_file    TEXT,
+        body_size    INTEGER NOT NULL,
+        client       TEXT,
+        http_version TEXT NOT NULL,
+        rejected     TEXT
+    );
+    CREATE INDEX requests_endpoint_id ON requests(endpoint_id, id);
+    """,
+]
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the database to the newest schema; returns the version. Runs on the write connection."""
+    (version,) = conn.execute("PRAGMA user_version").fetchone()
+    if version > len(MIGRATIONS):
+        raise RuntimeError(
+            f"database schema version {version} is newer than this hookscope understands ({len(MIGRATIONS)})"
+        )
+    for number in range(version + 1, len(MIGRATIONS) + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split(MIGRATIONS[number - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {number}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return len(MIGRATIONS)
+
+
+def _split(script: str) -> list[str]:
+    """Split a migration into statements (executescript would COMMIT behind our back)."""
+    statements: list[str] = []
+    current: list[str] = []
+    for line in script.splitlines():
+        stripped = line.strip()
+        if not stripped or stripped.startswith("--"):
+            continue
+        current.append(line)
+        if sqlite3.complete_statement("\n".join(current)):
+            statements.append("\n".join(current))
+            current = []
+    if current:
+        statements.append("\n".join(current))
+    return statements
