@@ -27,6 +27,11 @@ log = logging.getLogger("hookscope.capture")
 
 PREFIX = b"/h/"
 
+# After a body goes over the limit we read and discard the rest (up to this much, within DRAIN_SECONDS) so the
+# sender can read our 413 instead of seeing its upload reset; past that we answer and close the connection.
+DRAIN_BYTES = 64 * 1024 * 1024
+DRAIN_SECONDS = 30.0
+
 # Optional hooks that later features install on the capture app (kept as attributes, not globals):
 # a GET with Accept: text/event-stream on the ingest URL becomes a live stream (smee.io compatibility),
 # and an endpoint may answer with a forwarded target's response (passthrough).
@@ -89,6 +94,12 @@ class CaptureApp:
         limit = self.settings.max_body
         declared = _content_length(headers)
         if declared is not None and declared > limit:
+            # With Expect: 100-continue the sender waits for us and never sends the body; otherwise drain it.
+            if not any(n == "expect" for n, _ in headers) and declared - limit <= DRAIN_BYTES:
+                try:
+                    await _drain(receive, DRAIN_BYTES)
+                except _Disconnected:
+                    pass
             await self._reject(send, base, declared, limit)
             return
 
@@ -141,6 +152,9 @@ class CaptureApp:
                     if size > limit:
                         if spool is not None:
                             spool.discard()
+                            spool = None
+                        if message.get("more_body", False):
+                            size += await _drain(receive, DRAIN_BYTES)
                         return None, None, size
                     if spool is not None:
                         spool.write(chunk)
@@ -196,6 +210,23 @@ class CaptureApp:
         headers.extend((n.encode("latin-1"), v.encode("latin-1")) for n, v in spec.headers)
         headers.append((b"x-hookscope-request-id", rid))
         await _send(send, spec.status, headers, b"" if method == "HEAD" else body, len(body))
+
+
+async def _drain(receive: Receive, budget: int) -> int:
+    """Read and discard the rest of a body, within DRAIN_BYTES and DRAIN_SECONDS; returns bytes read."""
+    drained = 0
+    try:
+        async with asyncio.timeout(DRAIN_SECONDS):
+            while drained <= budget:
+                message = await receive()
+                if message["type"] == "http.disconnect":
+                    raise _Disconnected()
+                drained += len(message.get("body", b""))
+                if not message.get("more_body", False):
+                    break
+    except TimeoutError:
+        pass
+    return drained
 
 
 def _wants_event_stream(headers: tuple[tuple[str, str], ...]) -> bool:

@@ -69,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "retention-age", "prune requests older than this (e.g. 30d, 12h; 'off')", "30d", parse_duration)
     _add(serve, "queue-size", "capture write-queue size; when full, ingest answers 503", 10_000, int)
     _add(serve, "forward-allow", "extra hosts or networks forwarding may reach (repeatable)", [], action="append")
+    _add(serve, "http", "HTTP parser: httptools (fast, ~46 known methods) or h11 (any method token)", "auto",
+         choices=["auto", "httptools", "h11"])
     _add(serve, "access-log", "log every HTTP request (costs throughput)", False, _bool)
     _add(serve, "log-level", "debug, info, warning, error", "info")
     serve.set_defaults(func=run_serve)
@@ -96,6 +98,7 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, bool]:
         else parse_duration(args.retention_age),
         queue_size=args.queue_size,
         forward_allow=tuple(args.forward_allow),
+        http=args.http,
         access_log=args.access_log,
         log_level=args.log_level,
     )
@@ -126,6 +129,7 @@ def run_serve(args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         access_log=settings.access_log,
+        http=settings.http,
         log_level=settings.log_level,
         # We read X-Forwarded-For ourselves, only from --trusted-proxy peers.
         proxy_headers=False,

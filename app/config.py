@@ -71,6 +71,9 @@ class Settings:
     retention_age: float = 30 * 86400.0  # seconds; 0 disables the age limit
     janitor_interval: float = 30.0
     queue_size: int = 10_000
+    # httptools (llhttp) is about 3x faster but knows a fixed list of ~46 methods (GET ... PROPFIND, PURGE,
+    # QUERY); h11 accepts any method token. See README "HTTP parser".
+    http: str = "auto"
     access_log: bool = False
     log_level: str = "info"
     forward_allow: tuple[str, ...] = ()
@@ -78,6 +81,8 @@ class Settings:
     def __post_init__(self) -> None:
         if self.durability not in {"full", "normal"}:
             raise ValueError("durability must be 'full' or 'normal'")
+        if self.http not in {"auto", "httptools", "h11"}:
+            raise ValueError("http must be 'auto', 'httptools' or 'h11'")
         if self.max_body < 0 or self.spill_threshold < 1:
             raise ValueError("sizes must be positive")
 

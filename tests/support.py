@@ -51,7 +51,9 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     port = sock.getsockname()[1]
     settings = replace(settings, port=port)
     app = create_app(settings)
-    config = uvicorn.Config(app, log_level="warning", proxy_headers=False, lifespan="on", ws_ping_interval=None)
+    config = uvicorn.Config(
+        app, log_level="warning", proxy_headers=False, lifespan="on", ws_ping_interval=None, http=settings.http
+    )
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
@@ -140,3 +142,39 @@ class ServerProcess:
             self.stop()
         if self.proc is not None and self.proc.stderr is not None:
             self.proc.stderr.close()
+
+
+async def raw_request(port: int, data: bytes, *, close_after_send: bool = False, timeout: float = 10.0) -> bytes:
+    """Send raw bytes on a fresh connection and return everything the server answers until it closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(data)
+        await writer.drain()
+        if close_after_send:
+            return b""
+        chunks = []
+        async with asyncio.timeout(timeout):
+            while True:
+                chunk = await reader.read(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                joined = b"".join(chunks)
+                head, sep, rest = joined.partition(b"\r\n\r\n")
+                if sep:
+                    length = next(
+                        (int(line.split(b":", 1)[1]) for line in head.split(b"\r\n")
+                         if line.lower().startswith(b"content-length:")),
+                        None,
+                    )
+                    if length is not None and len(rest) >= length:
+                        return joined
+        return b"".join(chunks)
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await writer.wait_closed()
+
+
+def status_of(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1])

@@ -312,7 +312,7 @@ class SQLiteStore(Store):
             in_json = json.dumps(as_latin1, ensure_ascii=False)[1:-1]
             where.append(
                 "(path LIKE ? ESCAPE '\\' OR query LIKE ? ESCAPE '\\' OR headers LIKE ? ESCAPE '\\'"
-                " OR instr(body, ?) > 0 OR body LIKE ? ESCAPE '\\')"
+                " OR instr(body, ?) > 0 OR CAST(body AS TEXT) LIKE ? ESCAPE '\\')"
             )
             params.extend([_like(as_latin1), _like(as_latin1), _like(in_json), raw, _like(query.text)])
         order = "ASC" if query.ascending else "DESC"

@@ -1,0 +1,113 @@
+"""Process-level guarantees: a 2xx survives kill -9; memory stays flat with huge and concurrent bodies."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import httpx
+
+from tests.support import ServerProcess
+
+
+def _body(i: int) -> bytes:
+    seed = hashlib.sha256(str(i).encode()).digest()
+    if i % 25 == 0:
+        return seed * 20_000  # 640 KB: spilled to a body file
+    return seed * (1 + i % 40) + bytes(range(256))
+
+
+async def test_every_acknowledged_request_survives_kill_9(tmp_path: Path) -> None:
+    db = tmp_path / "crash.db"
+    acked: dict[int, int] = {}  # request id -> body index
+    with ServerProcess(db) as srv:
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=10,
+                                     limits=httpx.Limits(max_connections=32)) as client:
+            ep = (await client.post("/api/endpoints")).json()["id"]
+            killed = asyncio.Event()
+
+            async def sender(worker: int) -> None:
+                i = worker
+                while True:
+                    try:
+                        resp = await client.post(f"/h/{ep}/w{worker}", content=_body(i),
+                                                 headers=[("x-index", str(i)), ("x-dup", "a"), ("x-dup", "b")])
+                    except httpx.TransportError:
+                        if killed.is_set():
+                            return
+                        raise
+                    if resp.status_code == 200:
+                        acked[int(resp.headers["x-hookscope-request-id"])] = i
+                    i += 32
+
+            async def killer() -> None:
+                while len(acked) < 400:
+                    await asyncio.sleep(0.005)
+                srv.kill9()
+                killed.set()
+
+            async with asyncio.timeout(120):
+                await asyncio.gather(killer(), *(sender(w) for w in range(32)))
+    assert len(acked) >= 400
+
+    with ServerProcess(db) as srv:
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=30) as client:
+            for rid, i in acked.items():
+                raw = await client.get(f"/api/requests/{rid}/raw")
+                assert raw.status_code == 200, rid
+                assert raw.content == _body(i), rid
+                meta = (await client.get(f"/api/requests/{rid}", params={"max_body": 0})).json()
+                assert ["x-index", str(i)] in meta["headers"]
+                dups = [v for n, v in meta["headers"] if n == "x-dup"]
+                assert dups == ["a", "b"]
+
+
+def _peak_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmHWM")
+
+
+def _reset_peak(pid: int) -> None:
+    # Writing "5" to clear_refs resets the peak RSS (VmHWM) to the current RSS (Linux >= 4.0).
+    with open(f"/proc/{pid}/clear_refs", "w") as f:
+        f.write("5")
+
+
+async def _chunks(total: int, size: int = 64 * 1024) -> AsyncIterator[bytes]:
+    block = os.urandom(size)
+    sent = 0
+    while sent < total:
+        n = min(size, total - sent)
+        yield block[:n]
+        sent += n
+
+
+async def test_memory_stays_flat_with_huge_and_concurrent_bodies(tmp_path: Path) -> None:
+    with ServerProcess(tmp_path / "mem.db", ["--max-body", "25MiB"]) as srv:
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=60) as client:
+            ep = (await client.post("/api/endpoints")).json()["id"]
+            await client.post(f"/h/{ep}", content=b"warm-up")
+            _reset_peak(srv.pid)
+            base = _peak_rss_kib(srv.pid)
+
+            # 30 MiB streamed (chunked, no Content-Length): refused with 413 while streaming.
+            resp = await client.post(f"/h/{ep}", content=_chunks(30 * 1024 * 1024))
+            assert resp.status_code == 413
+            growth_413 = _peak_rss_kib(srv.pid) - base
+            assert growth_413 < 16 * 1024, f"peak RSS grew {growth_413} KiB on a refused 30 MiB body"
+
+            # Ten concurrent 20 MiB uploads are accepted and stored without buffering them in memory.
+            results = await asyncio.gather(
+                *(client.post(f"/h/{ep}/big", content=_chunks(20 * 1024 * 1024)) for _ in range(10))
+            )
+            assert [r.status_code for r in results] == [200] * 10
+            growth = _peak_rss_kib(srv.pid) - base
+            assert growth < 48 * 1024, f"peak RSS grew {growth} KiB with 10 x 20 MiB concurrent bodies"
+            sizes = [(await client.get(f"/api/requests/{r.headers['x-hookscope-request-id']}?max_body=0")).json()["body_size"]
+                     for r in results]
+            assert sizes == [20 * 1024 * 1024] * 10
