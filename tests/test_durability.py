@@ -28,6 +28,7 @@ async def test_every_acknowledged_request_survives_kill_9(tmp_path: Path) -> Non
                                      limits=httpx.Limits(max_connections=32)) as client:
             ep = (await client.post("/api/endpoints")).json()["id"]
             killed = asyncio.Event()
+            enough = asyncio.Event()
 
             async def sender(worker: int) -> None:
                 i = worker
@@ -41,12 +42,13 @@ async def test_every_acknowledged_request_survives_kill_9(tmp_path: Path) -> Non
                         raise
                     if resp.status_code == 200:
                         acked[int(resp.headers["x-hookscope-request-id"])] = i
+                        if len(acked) >= 400:
+                            enough.set()
                     i += 32
 
             async def killer() -> None:
-                while len(acked) < 400:
-                    await asyncio.sleep(0.005)
-                srv.kill9()
+                await enough.wait()
+                srv.kill9()  # mid-load: 32 senders have requests in flight
                 killed.set()
 
             async with asyncio.timeout(120):
@@ -108,6 +110,6 @@ async def test_memory_stays_flat_with_huge_and_concurrent_bodies(tmp_path: Path)
             assert [r.status_code for r in results] == [200] * 10
             growth = _peak_rss_kib(srv.pid) - base
             assert growth < 48 * 1024, f"peak RSS grew {growth} KiB with 10 x 20 MiB concurrent bodies"
-            sizes = [(await client.get(f"/api/requests/{r.headers['x-hookscope-request-id']}?max_body=0")).json()["body_size"]
-                     for r in results]
+            rids = [r.headers["x-hookscope-request-id"] for r in results]
+            sizes = [(await client.get(f"/api/requests/{rid}?max_body=0")).json()["body_size"] for rid in rids]
             assert sizes == [20 * 1024 * 1024] * 10
