@@ -72,8 +72,10 @@ class HookscopeApp:
         self.store.on_request(self._publish)
 
     def _publish(self, req: CapturedRequest) -> None:
-        # Subscribers get summaries only: a queue of 1,000 events must never pin 1,000 bodies in memory.
-        self.hub.publish(api.endpoint_topic(req.endpoint_id), replace(req, body=None))
+        topic = api.endpoint_topic(req.endpoint_id)
+        if self.hub.subscriber_count(topic):
+            # Subscribers get summaries only: a queue of 1,000 events must never pin 1,000 bodies in memory.
+            self.hub.publish(topic, replace(req, body=None))
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -10,7 +11,7 @@ import httpx
 import pytest
 
 from app.config import Settings
-from tests.support import LiveServer, create_endpoint, live_server, raw_request, status_of
+from tests.support import LiveServer, create_endpoint, live_server, raw_request, status_of, wait_until
 
 ALL_BYTES = bytes(range(256))
 
@@ -243,3 +244,29 @@ async def test_forwarded_for_only_from_trusted_proxy(settings: Settings) -> None
         ep = await create_endpoint(client)
         resp = await client.post(f"/h/{ep['id']}", headers={"x-forwarded-for": "203.0.113.9"})
         assert (await _get(client, resp.headers["x-hookscope-request-id"]))["client"] == "127.0.0.1"
+
+
+async def test_full_write_queue_answers_503(settings: Settings) -> None:
+    import threading
+
+    async with live_server(replace(settings, queue_size=1)) as srv, srv.client() as client:
+        ep = await create_endpoint(client)
+        gate = threading.Event()
+        started = threading.Event()
+
+        def blocker(conn: object) -> None:  # holds the writer thread until released
+            started.set()
+            gate.wait(30)
+
+        blocked = asyncio.ensure_future(srv.app.store.writer.submit(blocker))  # type: ignore[attr-defined]
+        await asyncio.to_thread(started.wait, 10)
+        queued = asyncio.ensure_future(client.post(f"/h/{ep['id']}", content=b"queued"))
+        await wait_until(lambda: srv.app.store.writer.pending == 1)  # type: ignore[attr-defined]
+        shed = await client.post(f"/h/{ep['id']}", content=b"shed")
+        assert shed.status_code == 503
+        assert shed.headers["retry-after"] == "1" and shed.json()["error"]["code"] == "overloaded"
+        gate.set()
+        await blocked
+        assert (await queued).status_code == 200
+        bodies = [r["body_size"] for r in (await client.get(f"/api/endpoints/{ep['id']}/requests")).json()["requests"]]
+        assert bodies == [len(b"queued")]

@@ -113,3 +113,43 @@ async def test_memory_stays_flat_with_huge_and_concurrent_bodies(tmp_path: Path)
             rids = [r.headers["x-hookscope-request-id"] for r in results]
             sizes = [(await client.get(f"/api/requests/{rid}?max_body=0")).json()["body_size"] for rid in rids]
             assert sizes == [20 * 1024 * 1024] * 10
+
+
+async def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
+    db = tmp_path / "term.db"
+    srv = ServerProcess(db)
+    srv.start()
+    acked: list[int] = []
+    try:
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=10) as client:
+            ep = (await client.post("/api/endpoints")).json()["id"]
+            stop = asyncio.Event()
+
+            async def sender() -> None:
+                while not stop.is_set():
+                    try:
+                        resp = await client.post(f"/h/{ep}", content=b"t" * 100)
+                    except httpx.TransportError:
+                        return
+                    if resp.status_code == 200:
+                        acked.append(int(resp.headers["x-hookscope-request-id"]))
+                        if len(acked) == 100:
+                            stop.set()
+
+            tasks = [asyncio.create_task(sender()) for _ in range(8)]
+            await asyncio.wait_for(stop.wait(), 60)
+            returncode = await asyncio.to_thread(srv.stop)
+            await asyncio.gather(*tasks)
+        assert srv.proc is not None and srv.proc.stderr is not None
+        log = srv.proc.stderr.read().decode()
+    finally:
+        if srv.proc and srv.proc.stderr:
+            srv.proc.stderr.close()
+    # uvicorn finishes in-flight requests, runs our lifespan shutdown (the writer commits what is queued), then
+    # re-raises SIGTERM so the exit status says how it ended.
+    assert returncode in (0, -15)
+    assert "Application shutdown complete." in log and "Traceback" not in log
+    with ServerProcess(db) as again:
+        async with httpx.AsyncClient(base_url=again.url, trust_env=False) as client:
+            for rid in acked:
+                assert (await client.get(f"/api/requests/{rid}/raw")).content == b"t" * 100
