@@ -208,9 +208,11 @@ def test_twilio_sha256_variant_vector() -> None:
     ("body", "key", "url", "signature"),
     [
         (
-            '{"merchant_id":"MLEFBHHSJGVHD","type":"webhooks.test_notification",'
-            '"event_id":"ac3ac95b-f97d-458c-a6e6-18981597e05f","created_at":"2022-07-13T20:30:59.037339943Z",'
-            '"data":{"type":"webhooks","id":"bc368e64-01aa-407e-b46e-3231809b1129"}}',
+            (
+                '{"merchant_id":"MLEFBHHSJGVHD","type":"webhooks.test_notification",'
+                '"event_id":"ac3ac95b-f97d-458c-a6e6-18981597e05f","created_at":"2022-07-13T20:30:59.037339943Z",'
+                '"data":{"type":"webhooks","id":"bc368e64-01aa-407e-b46e-3231809b1129"}}'
+            ),
             "Ibxx_5AKakO-3qeNVR61Dw",
             "https://webhook.site/679a4f3a-dcfa-49ee-bac5-9d0edad886b9",
             "GF4YkrJgGBDZ9NIYbNXBnMzqb2HoL4RW/S6vkZ9/2N4=",
