@@ -17,11 +17,11 @@ from urllib.parse import urlencode
 
 import stripe
 from nacl.signing import SigningKey
-from paddle_billing.Notifications import PaddleSignature
+from paddle_billing.Notifications import PaddleSignature  # type: ignore[import-untyped]
 from slack_sdk.signature import SignatureVerifier
 from standardwebhooks.webhooks import Webhook as StdWebhook
 from svix.webhooks import Webhook as SvixWebhook
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 FORM = "application/x-www-form-urlencoded"
 URL = "https://hooks.example.test/in/ep1"

@@ -12,13 +12,13 @@ from urllib.parse import parse_qsl
 import pytest
 import resend
 import stripe
-from discord_interactions import verify_key
-from paddle_billing.Notifications import Secret, Verifier
+from discord_interactions import verify_key  # type: ignore[import-untyped]
+from paddle_billing.Notifications import Secret, Verifier  # type: ignore[import-untyped]
 from slack_sdk.signature import SignatureVerifier
 from square.utils.webhooks_helper import verify_signature as square_verify
 from standardwebhooks.webhooks import Webhook as StdWebhook
 from svix.webhooks import Webhook as SvixWebhook
-from twilio.request_validator import RequestValidator
+from twilio.request_validator import RequestValidator  # type: ignore[import-untyped]
 
 from app.providers import (
     VerifyConfig,

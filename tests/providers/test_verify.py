@@ -6,7 +6,7 @@ import pytest
 
 from app.providers import VerifyConfig, explain, mask_secret, verify
 from tests.providers.helpers import make
-from tests.providers.signers import CASES, Case, Signed
+from tests.providers.signers import CASES, Case
 
 NOW = 1_700_000_000
 IDS = [c.name for c in CASES]
@@ -20,17 +20,6 @@ def _config(case: Case, *secrets: str, **extra: object) -> VerifyConfig:
         **extra,
     }
     return VerifyConfig.from_json(data)
-
-
-def _req(signed: Signed, body: bytes | None = None, drop: str | None = None) -> object:
-    headers = [
-        (k, v)
-        for k, v in signed.headers.items()
-        if drop is None or k.lower() != drop.lower()
-    ]
-    return make(
-        headers, signed.body if body is None else body, url=signed.url, received_at=NOW
-    )
 
 
 @pytest.mark.parametrize("case", CASES, ids=IDS)
