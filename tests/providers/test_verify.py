@@ -326,3 +326,10 @@ def test_linear_requires_body_timestamp() -> None:
     verdict = verify(req, VerifyConfig("linear", ("k",)), NOW)
     assert verdict.status == "invalid"
     assert "webhookTimestamp" in verdict.reason
+
+
+def test_explain_names_the_header_actually_used() -> None:
+    case = next(c for c in CASES if c.name == "svix")
+    signed = case.sign(case.secret, NOW)
+    exp = explain(make(signed.headers, signed.body), _config(case, case.secret), NOW)
+    assert exp.signature_header == "svix-signature"

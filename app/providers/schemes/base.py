@@ -44,6 +44,8 @@ class Parsed:
     # hash), because a mismatch is the more fundamental problem.
     after_match_problem: str | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)
+    # Which header the signature came from, when a scheme accepts several.
+    header: str | None = None
 
 
 @dataclass(frozen=True)
@@ -269,7 +271,7 @@ class HmacScheme(Scheme):
         )
         return Explanation(
             scheme=config.scheme,
-            signature_header=self.signature_header,
+            signature_header=parsed.header or self.signature_header,
             secret_hint=hint,
             received=parsed.signatures,
             expected=expected,

@@ -38,7 +38,7 @@ class ShopifyScheme(HmacScheme):
             value = req.header(header)
             if value is not None and value.strip():
                 shown, decoded = _single(value.strip(), header)
-                return Parsed(shown, decoded, (req.body,))
+                return Parsed(shown, decoded, (req.body,), header=header)
         raise Problem("no signature header (expected X-Shopify-Hmac-Sha256)")
 
     def resign(

@@ -39,7 +39,11 @@ class GithubScheme(HmacScheme):
             if decoded is None:
                 raise Problem(f"malformed header ({header} signature is not hex)")
             return Parsed(
-                (value.strip(),), (decoded,), (req.body,), algorithm=algorithm
+                (value.strip(),),
+                (decoded,),
+                (req.body,),
+                algorithm=algorithm,
+                header=header,
             )
         raise Problem("no signature header (expected X-Hub-Signature-256)")
 

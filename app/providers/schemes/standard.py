@@ -89,7 +89,9 @@ class StandardScheme(HmacScheme):
             + b"."
             + req.body
         )
-        return Parsed(tuple(shown), tuple(decoded), (message,), timestamp)
+        return Parsed(
+            tuple(shown), tuple(decoded), (message,), timestamp, header=sig_name
+        )
 
     def render(self, digest: bytes, parsed: Parsed, config: VerifyConfig) -> str:
         return "v1," + crypto.encode(digest, "base64")
