@@ -87,7 +87,12 @@ configs = st.builds(
 )
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=300,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 @given(req=requests, config=configs, now=st.floats(min_value=0, max_value=4e9))
 def test_never_raises(req: SignedRequest, config: VerifyConfig, now: float) -> None:
     detected = detect(req)
