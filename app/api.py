@@ -11,10 +11,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from app.awareness import reverify, signed_request, verify_config
 from app.endpoint_schema import endpoint_json, parse_endpoint_input
 from app.errors import ApiError
 from app.hub import Hub, SubscriptionEvicted
 from app.models import CapturedRequest, Endpoint, ResponseSpec
+from app.providers import explain
 from app.store.base import RequestQuery, Store
 
 MAX_API_BODY = 2 * 1024 * 1024
@@ -73,12 +75,20 @@ def request_query(request: Request, **overrides: Any) -> RequestQuery:
     text = request.query_params.get("q") or None
     if text is not None and len(text) > 1000:
         raise ApiError(400, "invalid_parameter", "q is longer than 1000 characters")
+    verification = request.query_params.get("verification") or None
+    if verification not in (None, "valid", "invalid", "unconfigured"):
+        raise ApiError(400, "invalid_parameter", "verification must be valid, invalid or unconfigured")
+    duplicate_param = request.query_params.get("duplicate")
+    duplicate = None if duplicate_param in (None, "") else duplicate_param.lower() in ("1", "true", "yes")
     args: dict[str, Any] = dict(
         before=int_param(request, "before"),
         after=int_param(request, "after"),
         limit=int_param(request, "limit", 50, 1, MAX_LIMIT),
         methods=methods,
         text=text,
+        provider=request.query_params.get("provider") or None,
+        verification=verification,
+        duplicate=duplicate,
     )
     args.update(overrides)
     return RequestQuery(**args)
@@ -139,6 +149,9 @@ async def patch_endpoint(request: Request) -> Response:
     updated = await store.update_endpoint(ep.id, **fields)
     if updated is None:
         raise ApiError(404, "endpoint_not_found", f"no endpoint with id {ep.id!r}")
+    if updated.options.get("verify") != ep.options.get("verify"):
+        # Stored verdicts follow the secrets; retention bounds this to seconds of work.
+        await reverify(store, updated, request.app.state.settings.public_url)
     stats = await store.endpoint_stats(ep.id)
     return JSONResponse(endpoint_json(updated, stats, base_url(request)))
 
@@ -205,6 +218,18 @@ async def raw_body(request: Request) -> Response:
     return StreamingResponse(store.iter_body(req), headers=headers, media_type=ctype)
 
 
+async def signature_help(request: Request) -> Response:
+    """For the UI's signature helper: received vs expected signature and the exact signed string."""
+    req = await get_captured(request)
+    ep = store_of(request).cached_endpoint(req.endpoint_id)
+    config = verify_config(ep) if ep else None
+    if config is None:
+        raise ApiError(409, "verify_not_configured", "set the endpoint's verify scheme and secret first")
+    body = await store_of(request).load_body(req)
+    sreq = signed_request(req, body, request.app.state.settings.public_url)
+    return JSONResponse(explain(sreq, config, now=req.received_at).to_json())
+
+
 async def delete_request(request: Request) -> Response:
     req = await get_captured(request)
     await store_of(request).delete_request(req.id)
@@ -265,4 +290,5 @@ routes = [
     Route("/api/requests/{request_id}", show_request, methods=["GET"]),
     Route("/api/requests/{request_id}", delete_request, methods=["DELETE"]),
     Route("/api/requests/{request_id}/raw", raw_body, methods=["GET"]),
+    Route("/api/requests/{request_id}/signature", signature_help, methods=["GET"]),
 ]

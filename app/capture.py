@@ -16,6 +16,7 @@ from typing import Any
 
 from starlette.types import Message, Receive, Scope, Send
 
+from app.awareness import DETECT_MAX, analyse, verify_config
 from app.clientaddr import Network, client_address
 from app.config import Settings
 from app.errors import error_body
@@ -57,6 +58,8 @@ class CaptureApp:
         self.settings = settings
         self.store = store
         self.trusted = trusted
+        # Analysing a spilled body means reading it into memory: one at a time keeps memory bounded.
+        self._big_analysis = asyncio.Semaphore(1)
         self.stream_handler: StreamHandler | None = None
         self.response_hook: ResponseHook | None = None
 
@@ -115,6 +118,7 @@ class CaptureApp:
         try:
             if spool is not None:
                 await spool.finish()
+            new = await self._analyse(endpoint, new, spool)
             captured = await self.store.add_request(new)
         except (WriterOverloaded, WriterClosed):
             if spool is not None:
@@ -131,6 +135,21 @@ class CaptureApp:
             return
 
         await self._respond(send, endpoint, captured, method)
+
+    async def _analyse(self, endpoint: Endpoint, new: NewRequest, spool: BodySpool | None) -> NewRequest:
+        """Provider detection and the signature verdict, over the exact bytes. Never fails a capture."""
+        config = verify_config(endpoint)
+        try:
+            if spool is None:
+                return analyse(new, new.body, config, self.settings.public_url)
+            if new.body_size > DETECT_MAX and config is None:
+                return analyse(new, None, None, self.settings.public_url)
+            async with self._big_analysis:
+                body = await spool.read()
+                return await asyncio.to_thread(analyse, new, body, config, self.settings.public_url)
+        except Exception:
+            log.exception("provider analysis failed; storing the request without it")
+            return new
 
     async def _read_body(self, receive: Receive, limit: int) -> tuple[bytes | None, BodySpool | None, int]:
         """Read the body, spilling to a file past the threshold.
@@ -178,9 +197,8 @@ class CaptureApp:
         """Record that the sender tried (metadata only), then answer 413."""
         rid: int | None = None
         try:
-            captured = await self.store.add_request(
-                NewRequest(**base, body=b"", body_file=None, body_size=size, rejected="body_too_large")
-            )
+            new = NewRequest(**base, body=b"", body_file=None, body_size=size, rejected="body_too_large")
+            captured = await self.store.add_request(analyse(new, None, None, self.settings.public_url))
             rid = captured.id
         except Exception:
             log.warning("could not record a rejected request", exc_info=True)

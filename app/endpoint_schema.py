@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.awareness import parse_verify, render_verify
 from app.models import Endpoint, EndpointStats, ResponseSpec, rfc3339
 
 MAX_NAME = 200
@@ -23,15 +24,13 @@ _FORBIDDEN_RESPONSE_HEADERS = {"content-length", "transfer-encoding", "connectio
 
 @dataclass(frozen=True, slots=True)
 class OptionField:
-    parse: Callable[[Any], Any]
+    parse: Callable[[Any, Any], Any]  # (API value, previously stored value or None) -> stored value
     render: Callable[[Any], Any]
 
 
-def _identity(value: Any) -> Any:
-    return value
-
-
-OPTION_FIELDS: dict[str, OptionField] = {}
+OPTION_FIELDS: dict[str, OptionField] = {
+    "verify": OptionField(parse_verify, render_verify),
+}
 
 
 def parse_name(value: Any) -> str:
@@ -107,7 +106,7 @@ def parse_endpoint_input(data: Any, existing: dict[str, Any] | None) -> dict[str
             if data[key] is None:
                 options.pop(key, None)
             else:
-                options[key] = fieldspec.parse(data[key])
+                options[key] = fieldspec.parse(data[key], options.get(key))
     if changed:
         out["options"] = options
     return out

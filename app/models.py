@@ -91,6 +91,12 @@ class NewRequest:
     client: str | None
     http_version: str
     rejected: str | None = None
+    # Provider awareness, computed at capture time from the exact bytes (see app/awareness.py).
+    provider: str | None = None
+    event_type: str | None = None
+    event_id: str | None = None
+    verify_status: str = "unconfigured"
+    verify_reason: str = ""
 
     @property
     def content_type(self) -> str:
@@ -117,9 +123,16 @@ class CapturedRequest:
     # Inline bytes; None when the body lives in a file or was not loaded (summaries).
     body: bytes | None = None
     body_file: str | None = None
+    provider: str | None = None
+    event_type: str | None = None
+    event_id: str | None = None
+    verify_status: str = "unconfigured"
+    verify_reason: str = ""
+    # The first request on the endpoint with the same provider event id (a provider retry), if any.
+    duplicate_of: int | None = None
 
     @classmethod
-    def from_new(cls, rid: int, new: NewRequest) -> CapturedRequest:
+    def from_new(cls, rid: int, new: NewRequest, duplicate_of: int | None = None) -> CapturedRequest:
         return cls(
             id=rid,
             endpoint_id=new.endpoint_id,
@@ -135,6 +148,12 @@ class CapturedRequest:
             rejected=new.rejected,
             body=new.body,
             body_file=new.body_file,
+            provider=new.provider,
+            event_type=new.event_type,
+            event_id=new.event_id,
+            verify_status=new.verify_status,
+            verify_reason=new.verify_reason,
+            duplicate_of=duplicate_of,
         )
 
     def header(self, name: str) -> str | None:
@@ -158,6 +177,11 @@ class CapturedRequest:
             "content_type": ctype,
             "client": self.client,
             "rejected": self.rejected,
+            "provider": self.provider,
+            "event_type": self.event_type,
+            "event_id": self.event_id,
+            "verification": {"status": self.verify_status, "reason": self.verify_reason},
+            "duplicate_of": self.duplicate_of,
         }
 
     def to_json(self, body: bytes | None, max_body: int | None = None) -> dict[str, Any]:

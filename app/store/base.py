@@ -21,6 +21,10 @@ class RequestQuery:
     limit: int = 50
     methods: tuple[str, ...] = ()
     text: str | None = None
+    provider: str | None = None
+    verification: str | None = None  # "valid" | "invalid" | "unconfigured"
+    duplicate: bool | None = None
+    with_body: bool = False  # load inline bodies too (file bodies still need load_body)
 
     @property
     def ascending(self) -> bool:
@@ -98,6 +102,10 @@ class Store(abc.ABC):
     async def clear_requests(self, endpoint_id: str) -> int: ...
 
     @abc.abstractmethod
+    async def update_verdicts(self, verdicts: list[tuple[int, str, str]]) -> None:
+        """Store recomputed signature verdicts: (request id, status, reason)."""
+
+    @abc.abstractmethod
     async def prune(self, now: float) -> int:
         """Apply retention (count cap and max age); returns how many requests were removed."""
 
@@ -116,6 +124,10 @@ class BodySpool(abc.ABC):
 
     @abc.abstractmethod
     async def finish(self) -> None: ...
+
+    @abc.abstractmethod
+    async def read(self) -> bytes:
+        """The whole body (after finish)."""
 
     @abc.abstractmethod
     def discard(self) -> None: ...

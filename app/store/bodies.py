@@ -100,6 +100,9 @@ class FileSpool(BodySpool):
             finally:
                 os.close(fd)
 
+    async def read(self) -> bytes:
+        return await self.files.read(self.name)
+
     def discard(self) -> None:
         if self._file is not None:
             self._file.close()

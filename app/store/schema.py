@@ -34,6 +34,16 @@ MIGRATIONS: list[str] = [
     );
     CREATE INDEX requests_endpoint_id ON requests(endpoint_id, id);
     """,
+    # 2: provider awareness (detected provider and event, stored signature verdict, duplicates)
+    """
+    ALTER TABLE requests ADD COLUMN provider TEXT;
+    ALTER TABLE requests ADD COLUMN event_type TEXT;
+    ALTER TABLE requests ADD COLUMN event_id TEXT;
+    ALTER TABLE requests ADD COLUMN verify_status TEXT NOT NULL DEFAULT 'unconfigured';
+    ALTER TABLE requests ADD COLUMN verify_reason TEXT NOT NULL DEFAULT '';
+    ALTER TABLE requests ADD COLUMN duplicate_of INTEGER;
+    CREATE INDEX requests_event_id ON requests(endpoint_id, event_id) WHERE event_id IS NOT NULL;
+    """,
 ]
 
 

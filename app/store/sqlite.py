@@ -25,8 +25,9 @@ READERS = 3
 
 SUMMARY_COLUMNS = (
     "id, endpoint_id, received_at, method, path, query, headers, content_type, body_size, client, "
-    "http_version, rejected, body_file"
+    "http_version, rejected, body_file, provider, event_type, event_id, verify_status, verify_reason, duplicate_of"
 )
+BODY_INDEX = 19
 
 
 def encode_headers(headers: tuple[tuple[str, str], ...]) -> str:
@@ -71,6 +72,12 @@ def _row_to_request(row: Any, body: bytes | None = None) -> CapturedRequest:
         http_version=row[10],
         rejected=row[11],
         body_file=row[12],
+        provider=row[13],
+        event_type=row[14],
+        event_id=row[15],
+        verify_status=row[16],
+        verify_reason=row[17],
+        duplicate_of=row[18],
         body=body,
     )
 
@@ -239,10 +246,19 @@ class SQLiteStore(Store):
     # requests ----------------------------------------------------------------------------------------------
     def add_request(self, new: NewRequest) -> Awaitable[CapturedRequest]:
         def op(conn: sqlite3.Connection) -> CapturedRequest:
+            duplicate_of = None
+            if new.event_id is not None:
+                # Inside the write transaction, so two retries committed in one batch still see each other.
+                first = conn.execute(
+                    "SELECT id FROM requests WHERE endpoint_id = ? AND event_id = ? ORDER BY id LIMIT 1",
+                    (new.endpoint_id, new.event_id),
+                ).fetchone()
+                duplicate_of = first[0] if first else None
             cur = conn.execute(
                 "INSERT INTO requests (endpoint_id, received_at, method, path, query, headers, content_type,"
-                " body, body_file, body_size, client, http_version, rejected)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " body, body_file, body_size, client, http_version, rejected, provider, event_type, event_id,"
+                " verify_status, verify_reason, duplicate_of)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     new.endpoint_id,
                     new.received_at,
@@ -257,11 +273,17 @@ class SQLiteStore(Store):
                     new.client,
                     new.http_version,
                     new.rejected,
+                    new.provider,
+                    new.event_type,
+                    new.event_id,
+                    new.verify_status,
+                    new.verify_reason,
+                    duplicate_of,
                 ),
             )
             rid = cur.lastrowid
             assert rid is not None
-            return CapturedRequest.from_new(rid, new)
+            return CapturedRequest.from_new(rid, new, duplicate_of)
 
         return self.writer.submit_nowait(op, after_commit=self._announce)
 
@@ -278,7 +300,7 @@ class SQLiteStore(Store):
             row = await cur.fetchone()
         if row is None:
             return None
-        return _row_to_request(row, row[13])
+        return _row_to_request(row, row[BODY_INDEX])
 
     async def load_body(self, request: CapturedRequest) -> bytes:
         if request.body is not None:
@@ -306,6 +328,14 @@ class SQLiteStore(Store):
         if query.methods:
             where.append(f"method IN ({','.join('?' * len(query.methods))})")
             params.extend(query.methods)
+        if query.provider:
+            where.append("provider = ?")
+            params.append(query.provider)
+        if query.verification:
+            where.append("verify_status = ?")
+            params.append(query.verification)
+        if query.duplicate is not None:
+            where.append("duplicate_of IS NOT NULL" if query.duplicate else "duplicate_of IS NULL")
         if query.text:
             raw = query.text.encode("utf-8")
             as_latin1 = raw.decode("latin-1")
@@ -316,15 +346,16 @@ class SQLiteStore(Store):
             )
             params.extend([_like(as_latin1), _like(as_latin1), _like(in_json), raw, _like(query.text)])
         order = "ASC" if query.ascending else "DESC"
+        columns = SUMMARY_COLUMNS + (", body" if query.with_body else "")
         sql = (
-            f"SELECT {SUMMARY_COLUMNS} FROM requests WHERE {' AND '.join(where)} "
+            f"SELECT {columns} FROM requests WHERE {' AND '.join(where)} "
             f"ORDER BY id {order} LIMIT ?"
         )
         params.append(query.limit)
         async with self._read() as db:
             cur = await db.execute(sql, params)
             rows = await cur.fetchall()
-        return [_row_to_request(r) for r in rows]
+        return [_row_to_request(r, r[BODY_INDEX] if query.with_body else None) for r in rows]
 
     async def delete_request(self, request_id: int) -> bool:
         def op(conn: sqlite3.Connection) -> tuple[bool, str | None]:
@@ -377,6 +408,15 @@ class SQLiteStore(Store):
 
         removed = await self.writer.submit(op, after_commit=self._delete_files)
         return len(removed)
+
+    async def update_verdicts(self, verdicts: list[tuple[int, str, str]]) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE requests SET verify_status = ?, verify_reason = ? WHERE id = ?",
+                [(status, reason, rid) for rid, status, reason in verdicts],
+            )
+
+        await self.writer.submit(op)
 
     def new_spool(self) -> BodySpool:
         return self.bodies.new_spool()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -23,6 +24,8 @@ def octokit_dir() -> Path:
     """tests/providers with node_modules installed (``npm ci``, once per session)."""
     node, npm = shutil.which("node"), shutil.which("npm")
     if node is None or npm is None:
+        if os.environ.get("HOOKSCOPE_REQUIRE_NODE"):
+            pytest.fail("node/npm are required here (HOOKSCOPE_REQUIRE_NODE is set)")
         pytest.skip(
             "node/npm not installed: the official GitHub signer is an npm package"
         )
