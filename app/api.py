@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 from typing import Any
 
@@ -241,9 +242,12 @@ async def wait_for_request(request: Request) -> Response:
     ep = get_endpoint(request)
     timeout = request.query_params.get("timeout", "30")
     try:
-        seconds = min(max(float(timeout), 0.0), MAX_WAIT)
+        seconds = float(timeout)
     except ValueError:
+        seconds = math.nan
+    if not math.isfinite(seconds) or seconds < 0:
         raise ApiError(400, "invalid_parameter", "timeout must be a number of seconds") from None
+    seconds = min(seconds, MAX_WAIT)
     store = store_of(request)
     hub: Hub = request.app.state.hub
     after = int_param(request, "after")

@@ -159,7 +159,9 @@ async def test_wait_returns_existing_then_blocks_then_times_out(client: httpx.As
 
     timed_out = await client.get(f"/api/endpoints/{ep['id']}/wait", params={"timeout": 0.2})
     assert timed_out.status_code == 204
-    assert (await client.get(f"/api/endpoints/{ep['id']}/wait", params={"timeout": "x"})).status_code == 400
+    for bad in ["x", "nan", "inf", "-1"]:
+        resp = await client.get(f"/api/endpoints/{ep['id']}/wait", params={"timeout": bad})
+        assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_parameter"
 
 
 async def test_public_url_is_used(settings: Settings) -> None:
