@@ -33,14 +33,15 @@ class Outcome:
     body_size: int = 0
     error: str | None = None
     at: float = field(default_factory=time.time)
+    final: bool = False  # never retry (the guard refused the target, or the target URL is unusable)
 
     @classmethod
     def from_response(cls, resp: HttpResponse) -> Outcome:
         return cls(resp.status, round(resp.latency_ms, 3), resp.headers, resp.body[:KEEP_BODY], resp.body_size)
 
     @classmethod
-    def failure(cls, error: str, latency_ms: float | None = None) -> Outcome:
-        return cls(error=error, latency_ms=latency_ms)
+    def failure(cls, error: str, latency_ms: float | None = None, final: bool = False) -> Outcome:
+        return cls(error=error, latency_ms=latency_ms, final=final)
 
     @property
     def ok(self) -> bool:
@@ -48,6 +49,8 @@ class Outcome:
 
     @property
     def retryable(self) -> bool:
+        if self.final:
+            return False
         return self.status is None or retryable_status(self.status)
 
     def history_entry(self) -> dict[str, Any]:

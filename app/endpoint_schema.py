@@ -34,6 +34,31 @@ def _identity(value: Any) -> Any:
 OPTION_FIELDS: dict[str, OptionField] = {}
 
 
+def _register_forwarding_fields() -> None:
+    # Imported here: the parsers live with the features they configure.
+    from app.forwarder import parse_forward_targets, render_forward_targets
+    from app.passthrough import parse_passthrough, render_passthrough
+
+    OPTION_FIELDS["forward_targets"] = OptionField(parse_forward_targets, render_forward_targets)
+    OPTION_FIELDS["passthrough"] = OptionField(parse_passthrough, render_passthrough)
+    OPTION_FIELDS["replay_target"] = OptionField(_parse_replay_target, _identity)
+
+
+def _parse_replay_target(value: Any) -> str:
+    from app.outbound import TargetError, parse_target
+
+    if not isinstance(value, str):
+        raise ValueError("replay_target must be a URL")
+    try:
+        parse_target(value)
+    except TargetError as exc:
+        raise ValueError(f"replay_target: {exc}") from None
+    return value.strip()
+
+
+_register_forwarding_fields()
+
+
 def parse_name(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("name must be a string")
