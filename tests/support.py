@@ -68,7 +68,7 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
         sock.close()
 
 
-async def wait_until(cond: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:
+async def wait_until(cond: Callable[[], bool], timeout: float = 10.0, interval: float = 0.01) -> None:  # noqa: ASYNC109
     """Poll a condition until it holds; raise TimeoutError after `timeout` seconds."""
     deadline = time.monotonic() + timeout
     while not cond():
