@@ -1,7 +1,7 @@
 """smee.io compatibility: `GET /h/{id}` with `Accept: text/event-stream` streams captures as smee does.
 
 The stream starts with `event: ready`; each capture is an unnamed message event whose data is one JSON line
-holding the request's header fields (lower-case names, duplicates joined with ", ") plus `body`, `query` and
+holding the request's header fields (lower-case names, duplicates joined with ", "; Host, Content-Length and hop-by-hop headers left out) plus `body`, `query` and
 `timestamp` (milliseconds), which is what smee-client expects. Each event carries `id: <request id>`, so a
 reconnecting EventSource sends Last-Event-ID and we resume after it (smee.io itself does not). A named `ping`
 event goes out every 25 s to keep proxies from timing the stream out.
@@ -25,6 +25,10 @@ from app.auth import token_matches
 from app.errors import error_body
 from app.feed import CaptureFeed
 from app.models import CapturedRequest, Endpoint, latin1_to_display
+from app.outbound import HOP_BY_HOP
+
+# Not request fields but hop framing; smee-client sets its own Content-Length, and fetch refuses some of these.
+_SKIP = {n.decode() for n in HOP_BY_HOP} | {"content-length", "host"}
 from app.store.base import Store
 
 PING_INTERVAL = 25.0
@@ -40,6 +44,8 @@ def smee_payload(req: CapturedRequest, body: bytes) -> dict[str, Any]:
     """The JSON smee.io puts in a message event's data."""
     data: dict[str, Any] = {}
     for name, value in req.headers:
+        if name in _SKIP:
+            continue
         text, _ = latin1_to_display(value)
         data[name] = f"{data[name]}, {text}" if name in data else text
     ctype = req.content_type.lower()
