@@ -162,8 +162,8 @@ class RelayClient:
                 headers = {"Authorization": f"Bearer {self.o.token}"} if self.o.token else {}
                 try:
                     async with websockets.connect(
-                        url, additional_headers=headers, ping_interval=None, max_size=None, open_timeout=10, close_timeout=2,
-                        proxy=None,
+                        url, additional_headers=headers, ping_interval=None, max_size=None, open_timeout=10,
+                        close_timeout=2, proxy=None,
                     ) as ws:
                         self._first_connection = False
                         if await self._session(ws):

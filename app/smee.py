@@ -1,10 +1,11 @@
 """smee.io compatibility: `GET /h/{id}` with `Accept: text/event-stream` streams captures as smee does.
 
 The stream starts with `event: ready`; each capture is an unnamed message event whose data is one JSON line
-holding the request's header fields (lower-case names, duplicates joined with ", "; Host, Content-Length and hop-by-hop headers left out) plus `body`, `query` and
-`timestamp` (milliseconds), which is what smee-client expects. Each event carries `id: <request id>`, so a
-reconnecting EventSource sends Last-Event-ID and we resume after it (smee.io itself does not). A named `ping`
-event goes out every 25 s to keep proxies from timing the stream out.
+holding the request's header fields (lower-case names, duplicates joined with ", "; Host, Content-Length and
+hop-by-hop headers left out) plus `body`, `query` and `timestamp` (milliseconds), which is what smee-client
+expects. Each event carries `id: <request id>`, so a reconnecting EventSource sends Last-Event-ID and we
+resume after it (smee.io itself does not). A named `ping` event goes out every 25 s to keep proxies from
+timing the stream out.
 
 Access: the ingest URL is public, but the stream would expose every captured request, so when the server has a
 token the stream requires it, as `?token=` (smee-client can only put it in the URL, which then shows up in
@@ -26,10 +27,10 @@ from app.errors import error_body
 from app.feed import CaptureFeed
 from app.models import CapturedRequest, Endpoint, latin1_to_display
 from app.outbound import HOP_BY_HOP
+from app.store.base import Store
 
 # Not request fields but hop framing; smee-client sets its own Content-Length, and fetch refuses some of these.
 _SKIP = {n.decode() for n in HOP_BY_HOP} | {"content-length", "host"}
-from app.store.base import Store
 
 PING_INTERVAL = 25.0
 RETRY_MS = 1000
