@@ -7,11 +7,13 @@ server -> client
   {"type": "request", "id": N, "received_at": EPOCH, "method": M, "path": SUB_PATH, "query": RAW_QUERY,
    "headers": [[name, value], ...], "body": BASE64, "want_response": BOOL}
       header names/values, path and query are ISO-8859-1 strings of the raw bytes (lossless)
+  {"type": "batch", "items": [request, ...]}         (several waiting requests in one frame, in order)
   {"type": "ping"} / {"type": "pong"}
   {"type": "error", "code": CODE, "message": TEXT}   (then the server closes)
 client -> server
   {"type": "ack", "id": N, "target": URL, "attempts": K, "status": S | null, "latency_ms": MS | null,
    "error": TEXT | null, "headers": [[name, value], ...], "body": BASE64, "body_size": BYTES}
+  {"type": "acks", "items": [ack, ...]}              (several acks in one frame, in order)
   {"type": "ping"} / {"type": "pong"}
 
 The server sends requests in id order, at most WINDOW unacknowledged. The client delivers them in order and
@@ -46,6 +48,7 @@ from app.store.base import Store
 log = logging.getLogger("hookscope.relay")
 
 WINDOW = 64
+MAX_BATCH = 32
 NAME_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
 MAX_ACK_BODY = 1024 * 1024
 
@@ -179,18 +182,44 @@ class RelayHub:
         return await self.store.set_cursor("relay", ep.id, name, value, force=True)
 
     async def _sender(self, ws: WebSocket, session: RelaySession, window: asyncio.Semaphore) -> None:
-        async for req in self.feed.follow(session.endpoint_id, session.acked_id):
-            if req.rejected:
-                continue  # metadata-only records (body over the limit) have nothing to deliver
-            await window.acquire()
-            session.in_flight += 1
-            session.sent_id = req.id
-            await ws.send_text(await self._request_frame(req))
+        """Send requests as the window allows; whatever is already waiting goes out in one "batch" frame
+        (one write instead of dozens during catch-up; a lone live request still goes out at once)."""
+        ready: asyncio.Queue[CapturedRequest | BaseException] = asyncio.Queue(maxsize=WINDOW)
 
-    async def _request_frame(self, req: CapturedRequest) -> str:
+        async def pump() -> None:
+            try:
+                async for req in self.feed.follow(session.endpoint_id, session.acked_id):
+                    if not req.rejected:  # metadata-only records (body over the limit) have nothing to deliver
+                        await ready.put(req)
+            except Exception as exc:
+                await ready.put(exc)
+
+        pump_task = asyncio.create_task(pump(), name="relay-pump")
+        try:
+            while True:
+                batch = [await ready.get()]
+                await window.acquire()
+                while len(batch) < MAX_BATCH and not ready.empty() and not window.locked():
+                    await window.acquire()
+                    batch.append(ready.get_nowait())
+                items = []
+                for req in batch:
+                    if isinstance(req, BaseException):
+                        raise req
+                    items.append(await self._request_item(req))
+                    session.in_flight += 1
+                    session.sent_id = req.id
+                frame = items[0] if len(items) == 1 else {"type": "batch", "items": items}
+                await ws.send_text(json.dumps(frame))
+        finally:
+            pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump_task
+
+    async def _request_item(self, req: CapturedRequest) -> dict[str, Any]:
         body = await self.feed.body_of(req)
         ep = self.store.cached_endpoint(req.endpoint_id)
-        return json.dumps({
+        return {
             "type": "request",
             "id": req.id,
             "received_at": req.received_at,
@@ -200,7 +229,7 @@ class RelayHub:
             "headers": req.headers,
             "body": base64.b64encode(body).decode("ascii"),
             "want_response": ep is not None and "passthrough" in ep.options,
-        })
+        }
 
     async def _receiver(self, ws: WebSocket, session: RelaySession, window: asyncio.Semaphore) -> None:
         while True:
@@ -213,15 +242,16 @@ class RelayHub:
                 continue
             if kind == "ping":
                 await ws.send_text('{"type":"pong"}')
-            elif kind == "ack":
-                try:
-                    self._ack(session, msg)
-                except (KeyError, TypeError, ValueError) as exc:
-                    log.warning("relay %s sent a bad ack: %r", session.name, exc)
-                    continue
-                if session.in_flight > 0:
-                    session.in_flight -= 1
-                    window.release()
+            elif kind in ("ack", "acks"):
+                for item in [msg] if kind == "ack" else msg.get("items") or []:
+                    try:
+                        self._ack(session, item)
+                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+                        log.warning("relay %s sent a bad ack: %r", session.name, exc)
+                        continue
+                    if session.in_flight > 0:
+                        session.in_flight -= 1
+                        window.release()
 
     def _ack(self, session: RelaySession, msg: dict[str, Any]) -> None:
         rid = int(msg["id"])

@@ -34,6 +34,7 @@ from app.outbound import Outgoing, Target, TargetError, build_outgoing, parse_ta
 KEEP_PLAIN = 64 * 1024
 KEEP_PASSTHROUGH = 1024 * 1024
 REMEMBER = 10_000
+ACK_BATCH = 32
 
 
 class Rule:
@@ -163,7 +164,7 @@ class RelayClient:
                 try:
                     async with websockets.connect(
                         url, additional_headers=headers, ping_interval=None, max_size=None, open_timeout=10,
-                        close_timeout=2, proxy=None,
+                        close_timeout=2, proxy=None, compression=None,
                     ) as ws:
                         self._first_connection = False
                         if await self._session(ws):
@@ -199,6 +200,9 @@ class RelayClient:
                 kind = msg.get("type")
                 if kind == "request":
                     queue.put_nowait(msg)
+                elif kind == "batch":
+                    for item in msg["items"]:
+                        queue.put_nowait(item)
                 elif kind == "ping":
                     await ws.send('{"type":"pong"}')
                 elif kind == "hello":
@@ -210,9 +214,14 @@ class RelayClient:
                     return
 
         async def deliverer() -> None:
+            # Acks of requests handled back to back go out together; a lone request is acked at once.
+            acks: list[str] = []
             while True:
                 msg = await queue.get()
-                await ws.send(await self._handle(msg))
+                acks.append(await self._handle(msg))
+                if queue.empty() or len(acks) >= ACK_BATCH:
+                    await ws.send(acks[0] if len(acks) == 1 else '{"type":"acks","items":[' + ",".join(acks) + "]}")
+                    acks = []
 
         async def watchdog() -> None:
             # The server pings every interval; silence for three means a dead link (sleep, network change).
