@@ -19,6 +19,18 @@ async def _deliveries(client: httpx.AsyncClient, rid: int) -> dict[str, Any]:
     return data
 
 
+async def _first_delivery(client: httpx.AsyncClient, rid: int, within: float = 10.0) -> dict[str, Any]:
+    """Outcomes are written after the target answered (pipelined), so wait for the row to be committed."""
+    deadline = asyncio.get_running_loop().time() + within
+    while True:
+        rows = (await _deliveries(client, rid))["deliveries"]
+        if rows and rows[0]["state"] != "pending":
+            return dict(rows[0])
+        if asyncio.get_running_loop().time() > deadline:
+            raise TimeoutError(f"no final delivery for request {rid}")
+        await asyncio.sleep(0.02)
+
+
 async def test_forwards_in_order_byte_exact(client: httpx.AsyncClient, target: RecordingTarget) -> None:
     ep = await create_endpoint(client, forward_targets=[target.url + "/dev"])
     sent = []
@@ -43,12 +55,8 @@ async def test_forwards_in_order_byte_exact(client: httpx.AsyncClient, target: R
         assert rec.header(b"user-agent") is not None  # httpx's, as captured: passed through, not added by us
         assert names.count(b"content-length") == 1
     rid = sent[-1][0]
-    for _ in range(100):
-        data = await _deliveries(client, rid)
-        if data["deliveries"]:
-            break
-        await asyncio.sleep(0.02)
-    (d,) = data["deliveries"]
+    d = await _first_delivery(client, rid)
+    assert len((await _deliveries(client, rid))["deliveries"]) == 1
     assert d["kind"] == "forward" and d["state"] == "delivered" and d["status"] == 200 and d["attempts"] == 1
     assert d["response_body"] == "ok" and d["target"] == target.url + "/dev"
     status = (await client.get(f"/api/endpoints/{ep['id']}/forwarding")).json()
@@ -80,7 +88,7 @@ async def test_target_down_then_up_delivers_all_in_order(tmp_path: Path) -> None
         async with RecordingTarget(port=port) as target:
             await wait_until(lambda: target.count >= 20, timeout=20)
             assert [r.body for r in target.received] == [f"n={i}".encode() for i in range(20)]
-        d = (await _deliveries(client, head))["deliveries"][0]
+        d = await _first_delivery(client, head)
         assert d["state"] == "delivered" and d["attempts"] >= 3 and len(d["history"]) == d["attempts"]
 
 
@@ -125,7 +133,7 @@ async def test_4xx_is_final_and_not_retried(client: httpx.AsyncClient) -> None:
         rid = int((await client.post(f"/h/{ep['id']}", content=b"a")).headers["x-hookscope-request-id"])
         await client.post(f"/h/{ep['id']}", content=b"b")
         await wait_until(lambda: target.count >= 2, timeout=10)
-        d = (await _deliveries(client, rid))["deliveries"][0]
+        d = await _first_delivery(client, rid)
         assert d["state"] == "failed" and d["status"] == 404 and d["attempts"] == 1
 
 
@@ -136,12 +144,7 @@ async def test_ssrf_guard_refuses_forward_and_replay(server: LiveServer, client:
     server.app.sender.resolver = fake
     ep = await create_endpoint(client, forward_targets=["http://10.0.0.1:9/x"])
     rid = int((await client.post(f"/h/{ep['id']}", content=b"a")).headers["x-hookscope-request-id"])
-    for _ in range(200):
-        data = await _deliveries(client, rid)
-        if data["deliveries"]:
-            break
-        await asyncio.sleep(0.02)
-    d = data["deliveries"][0]
+    d = await _first_delivery(client, rid)
     assert d["state"] == "failed" and "refused" in d["error"] and "--forward-allow" in d["error"]
     for url in ("http://169.254.169.254/latest/meta-data/", "http://internal.example:8080/"):
         resp = await client.post(f"/api/requests/{rid}/replay", json={"target": url})

@@ -74,7 +74,11 @@ async def test_relay_delivers_1000_in_order_byte_exact(
                 break
             await asyncio.sleep(0.02)
         assert status["connected"] and status["pending"] == 0 and status["acked_id"] == max(ids)
-        last = (await client.get(f"/api/requests/{max(ids)}/deliveries")).json()["deliveries"]
+        for _ in range(500):  # the ack is recorded by a pipelined write: wait for its commit
+            last = (await client.get(f"/api/requests/{max(ids)}/deliveries")).json()["deliveries"]
+            if last:
+                break
+            await asyncio.sleep(0.01)
         assert last[0]["kind"] == "relay" and last[0]["relay"] == "laptop" and last[0]["status"] == 200
     finally:
         await asyncio.to_thread(relay.stop)
