@@ -176,17 +176,22 @@ class Forwarder:
         ]
 
     def track(self, write: Awaitable[int]) -> Awaitable[int]:
+        """Keep a queued delivery write until it commits (stop() flushes them); drop the committed ones."""
+        while self._writes:
+            head = self._writes[0]
+            if not (isinstance(head, asyncio.Future) and head.done()):
+                break
+            self._writes.popleft()
+            if not head.cancelled() and head.exception() is not None:
+                log.error("recording a delivery failed: %s", head.exception())
         self._writes.append(write)
         return write
 
     async def backpressure(self) -> None:
+        """Let the writer catch up when a worker runs far ahead of it."""
         while len(self._writes) > MAX_PENDING_WRITES:
             with contextlib.suppress(Exception):
                 await self._writes.popleft()
-        while self._writes and isinstance(self._writes[0], asyncio.Future) and self._writes[0].done():
-            fut = self._writes.popleft()
-            if isinstance(fut, asyncio.Future) and fut.exception() is not None:
-                log.error("recording a delivery failed: %s", fut.exception())
 
 
 class _Worker:
