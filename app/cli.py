@@ -71,10 +71,45 @@ def build_parser() -> argparse.ArgumentParser:
     _add(serve, "forward-allow", "extra hosts or networks forwarding may reach (repeatable)", [], action="append")
     _add(serve, "http", "HTTP parser: httptools (fast, ~46 known methods) or h11 (any method token)", "auto",
          choices=["auto", "httptools", "h11"])
+    _add(serve, "forward-retry", "forward retry schedule FIRST,CAP,GIVE_UP", "1s,60s,1h")
+    _add(serve, "forward-timeout", "seconds to wait for a forward target's answer", 10.0, float)
     _add(serve, "access-log", "log every HTTP request (costs throughput)", False, _bool)
     _add(serve, "log-level", "debug, info, warning, error", "info")
     serve.set_defaults(func=run_serve)
+
+    fwd = sub.add_parser(
+        "forward",
+        help="relay an endpoint's requests to a local server (resumes where it left off)",
+        description="Receive every request captured by ENDPOINT_URL (its /h/ID URL) and send it to --to, "
+        "in capture order. Routes: --to URL, or --to MATCH=URL with MATCH path:/prefix, header:Name[:value] "
+        "or json:field.path[:value]; the first match wins.",
+    )
+    fwd.add_argument("endpoint_url", help="the endpoint's capture URL, e.g. https://hooks.example.com/h/ID")
+    fwd.add_argument("--to", action="append", default=[], metavar="[MATCH=]URL", help="target (repeatable)")
+    _add(fwd, "token", "the server's access token")
+    _add(fwd, "name", "relay name; the server keeps its position (default: user@hostname)")
+    fwd.add_argument("--from", dest="start", default=None, metavar="now|all|ID",
+                     help="where to start instead of resuming: now, all, or a request id")
+    _add(fwd, "retry-for", "keep retrying an unreachable target this long before skipping", "1h", parse_duration)
+    fwd.add_argument("--quiet", action="store_true", help="no line per request")
+    fwd.add_argument("--color", dest="color", action="store_true", default=None, help="force colour")
+    fwd.add_argument("--no-color", dest="color", action="store_false", help="no colour")
+    fwd.set_defaults(func=run_forward)
     return parser
+
+
+def run_forward(args: argparse.Namespace) -> int:
+    from app import relay_client
+
+    retry_for = args.retry_for if isinstance(args.retry_for, float) else parse_duration(args.retry_for)
+    try:
+        options = relay_client.build_options(
+            args.endpoint_url, args.to, args.token, args.name, args.start, retry_for, args.quiet, args.color
+        )
+    except ValueError as exc:
+        print(f"hookscope forward: {exc}", file=sys.stderr)
+        return 2
+    return relay_client.run(options)
 
 
 def settings_from_args(args: argparse.Namespace) -> tuple[Settings, bool]:
@@ -99,10 +134,20 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, bool]:
         queue_size=args.queue_size,
         forward_allow=tuple(args.forward_allow),
         http=args.http,
+        forward_retry=args.forward_retry,
+        forward_timeout=args.forward_timeout,
         access_log=args.access_log,
         log_level=args.log_level,
     )
     return settings, generated
+
+
+def _check_forwarding(settings: Settings) -> None:
+    from app.retry import RetryPolicy
+    from app.ssrf import ForwardPolicy
+
+    ForwardPolicy.from_allow(settings.forward_allow)
+    RetryPolicy.parse(settings.forward_retry)
 
 
 def run_serve(args: argparse.Namespace) -> int:
@@ -114,6 +159,7 @@ def run_serve(args: argparse.Namespace) -> int:
     try:
         parse_networks(args.trusted_proxy)
         settings, generated = settings_from_args(args)
+        _check_forwarding(settings)
     except ValueError as exc:
         print(f"hookscope: {exc}", file=sys.stderr)
         return 2

@@ -77,6 +77,10 @@ class Settings:
     access_log: bool = False
     log_level: str = "info"
     forward_allow: tuple[str, ...] = ()
+    # Server-side forwarding: retry schedule FIRST,CAP,GIVE_UP (app/retry.py), per-attempt timeout, relay pings.
+    forward_retry: str = "1s,60s,1h"
+    forward_timeout: float = 10.0
+    relay_ping_interval: float = 5.0
 
     def __post_init__(self) -> None:
         if self.durability not in {"full", "normal"}:

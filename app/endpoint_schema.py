@@ -33,6 +33,39 @@ OPTION_FIELDS: dict[str, OptionField] = {
 }
 
 
+def _register_forwarding_fields() -> None:
+    # Imported here: the parsers live with the features they configure.
+    from app.forwarder import parse_forward_targets, render_forward_targets
+    from app.passthrough import parse_passthrough, render_passthrough
+
+    OPTION_FIELDS["forward_targets"] = OptionField(_ignore_previous(parse_forward_targets), render_forward_targets)
+    OPTION_FIELDS["passthrough"] = OptionField(_ignore_previous(parse_passthrough), render_passthrough)
+    OPTION_FIELDS["replay_target"] = OptionField(_ignore_previous(_parse_replay_target), _identity)
+
+
+def _ignore_previous(parse: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
+    return lambda value, _previous: parse(value)
+
+
+def _identity(value: Any) -> Any:
+    return value
+
+
+def _parse_replay_target(value: Any) -> str:
+    from app.outbound import TargetError, parse_target
+
+    if not isinstance(value, str):
+        raise ValueError("replay_target must be a URL")
+    try:
+        parse_target(value)
+    except TargetError as exc:
+        raise ValueError(f"replay_target: {exc}") from None
+    return value.strip()
+
+
+_register_forwarding_fields()
+
+
 def parse_name(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError("name must be a string")

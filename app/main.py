@@ -20,16 +20,24 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from app import api, views
+from app import api, forward_api, views
 from app.auth import AuthMiddleware
 from app.capture import CaptureApp
 from app.clientaddr import parse_networks
 from app.config import Settings
 from app.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from app.feed import CaptureFeed
+from app.forwarder import Forwarder, Sender
 from app.hub import Hub
 from app.models import CapturedRequest
+from app.passthrough import Passthrough
+from app.relay import RelayHub
+from app.replay import Replayer
 from app.resources import resource_dir
+from app.retry import RetryPolicy
 from app.security import SecurityHeaders
+from app.smee import SmeeStream
+from app.ssrf import ForwardPolicy
 from app.store import SQLiteStore, Store
 
 log = logging.getLogger("hookscope")
@@ -43,6 +51,7 @@ class HookscopeApp:
         self.web = Starlette(
             routes=[
                 *api.routes,
+                *forward_api.routes,
                 *views.routes,
                 Mount("/static", StaticFiles(directory=resource_dir("static")), name="static"),
             ],
@@ -70,6 +79,32 @@ class HookscopeApp:
         self.state.capture = self.capture
         self.guarded = AuthMiddleware(SecurityHeaders(self.web), settings.token)
         self.store.on_request(self._publish)
+        self._setup_forwarding(settings)
+
+    def _setup_forwarding(self, settings: Settings) -> None:
+        """Forwarding services (docs/forwarding.md). Listener order matters: passthrough waiters open before
+        any deliverer can see the capture."""
+        self.feed = CaptureFeed(self.store)
+        self.sender = Sender(ForwardPolicy.from_allow(settings.forward_allow), settings.forward_timeout)
+        self.passthrough = Passthrough(self.store.cached_endpoint, self._has_deliverer)
+        self.forwarder = Forwarder(
+            self.store, self.feed, self.sender, RetryPolicy.parse(settings.forward_retry), self.passthrough
+        )
+        self.relays = RelayHub(self.store, self.feed, self.forwarder, self.passthrough, settings.relay_ping_interval)
+        self.replayer = Replayer(self.store, self.sender)
+        self.state.feed = self.feed
+        self.state.forwarder = self.forwarder
+        self.state.relays = self.relays
+        self.state.replayer = self.replayer
+        self.store.on_request(self.passthrough.on_request)
+        self.store.on_request(self.forwarder.on_request)
+        self.store.on_request(self.feed.publish)
+        self.store.on_endpoint(self.forwarder.on_endpoint)
+        self.capture.stream_handler = SmeeStream(self.store, self.feed, settings.token)
+        self.capture.response_hook = self.passthrough.hook
+
+    def _has_deliverer(self, endpoint_id: str) -> bool:
+        return self.forwarder.has_targets(endpoint_id) or self.relays.connected(endpoint_id)
 
     def _publish(self, req: CapturedRequest) -> None:
         topic = api.endpoint_topic(req.endpoint_id)
@@ -84,6 +119,10 @@ class HookscopeApp:
             stack.push_async_callback(self.store.close)
             janitor = asyncio.create_task(self._janitor(), name="hookscope-janitor")
             stack.push_async_callback(_cancel, janitor)
+            endpoints = [ep for ep, _ in await self.store.list_endpoints()]
+            await self.forwarder.start(endpoints)
+            stack.push_async_callback(self.forwarder.stop)  # before the store closes: it flushes its writes
+            stack.push_async_callback(self.relays.close_all)
             yield
 
     async def _janitor(self) -> None:

@@ -47,6 +47,9 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     """Run create_app(settings) under uvicorn in this event loop, on a socket bound to 127.0.0.1:0."""
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # A socket handed to uvicorn loses asyncio's default TCP_NODELAY: without it every response written in two
+    # parts waits ~40 ms for a delayed ACK (measured: 22 requests/s on keep-alive). Accepted sockets inherit it.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
     settings = replace(settings, port=port)

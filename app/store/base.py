@@ -7,9 +7,12 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.deliveries import Delivery, DeliveryUpdate
 from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, ResponseSpec
 
 RequestListener = Callable[[CapturedRequest], None]
+# Called after COMMIT with the endpoint id and its new value (None when deleted).
+EndpointListener = Callable[[str, Endpoint | None], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,6 +115,47 @@ class Store(abc.ABC):
     # body spooling, used by the capture path while a body streams in
     @abc.abstractmethod
     def new_spool(self) -> BodySpool: ...
+
+    # forwarding: endpoint changes, catch-up reads, deliveries and durable cursors
+    @abc.abstractmethod
+    def on_endpoint(self, listener: EndpointListener) -> None: ...
+
+    @abc.abstractmethod
+    async def requests_after(self, endpoint_id: str, after: int, limit: int) -> list[CapturedRequest]:
+        """Requests with id > after, oldest first, with inline bodies loaded (file bodies via load_body)."""
+
+    @abc.abstractmethod
+    async def count_requests_after(self, endpoint_id: str, after: int) -> int: ...
+
+    @abc.abstractmethod
+    async def last_request_id(self) -> int:
+        """The largest request id ever assigned (ids are never reused), 0 when none."""
+
+    @abc.abstractmethod
+    def record_delivery(self, update: DeliveryUpdate, cursor: tuple[str, str, int] | None = None) -> Awaitable[int]:
+        """Insert or update a delivery row and, in the same transaction, advance the cursor (kind, name, id)
+        of update.endpoint_id to at least id. The write is queued at once (in call order); the awaitable gives
+        the delivery id after COMMIT."""
+
+    @abc.abstractmethod
+    async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
+
+    @abc.abstractmethod
+    async def list_deliveries(self, request_id: int) -> list[Delivery]: ...
+
+    @abc.abstractmethod
+    async def get_cursor(self, kind: str, endpoint_id: str, name: str) -> int | None: ...
+
+    @abc.abstractmethod
+    async def set_cursor(self, kind: str, endpoint_id: str, name: str, acked_id: int, force: bool = False) -> int:
+        """Advance the cursor to acked_id (or set it exactly when force); returns the stored value."""
+
+    @abc.abstractmethod
+    async def list_cursors(self, endpoint_id: str, kind: str) -> list[tuple[str, int, float]]:
+        """(name, acked_id, updated_at) of every cursor of that kind on the endpoint."""
+
+    @abc.abstractmethod
+    async def delete_cursor(self, kind: str, endpoint_id: str, name: str) -> bool: ...
 
 
 class BodySpool(abc.ABC):

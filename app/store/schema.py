@@ -44,6 +44,43 @@ MIGRATIONS: list[str] = [
     ALTER TABLE requests ADD COLUMN duplicate_of INTEGER;
     CREATE INDEX requests_event_id ON requests(endpoint_id, event_id) WHERE event_id IS NOT NULL;
     """,
+    # 3: deliveries (forward, relay, replay outcomes) and durable cursors (relays, forward targets)
+    """
+    CREATE TABLE deliveries (
+        id               INTEGER PRIMARY KEY AUTOINCREMENT,
+        request_id       INTEGER NOT NULL REFERENCES requests(id) ON DELETE CASCADE,
+        endpoint_id      TEXT NOT NULL,
+        kind             TEXT NOT NULL,
+        target           TEXT NOT NULL,
+        relay            TEXT NOT NULL DEFAULT '',
+        state            TEXT NOT NULL,
+        attempts         INTEGER NOT NULL,
+        created_at       REAL NOT NULL,
+        updated_at       REAL NOT NULL,
+        next_attempt_at  REAL,
+        status           INTEGER,
+        latency_ms       REAL,
+        error            TEXT,
+        response_headers TEXT NOT NULL DEFAULT '[]',
+        response_body    BLOB NOT NULL DEFAULT x'',
+        response_size    INTEGER NOT NULL DEFAULT 0,
+        history          TEXT NOT NULL DEFAULT '[]',
+        sent             TEXT
+    );
+    CREATE INDEX deliveries_request ON deliveries(request_id);
+    -- One row per (request, forward target) and per (request, relay): redeliveries update it.
+    CREATE UNIQUE INDEX deliveries_once ON deliveries(request_id, kind, target, relay) WHERE kind != 'replay';
+    -- The acknowledged position of each relay (kind 'relay', name = relay name) and forward target
+    -- (kind 'forward', name = target URL): everything with a larger request id is still to deliver.
+    CREATE TABLE cursors (
+        kind         TEXT NOT NULL,
+        endpoint_id  TEXT NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+        name         TEXT NOT NULL,
+        acked_id     INTEGER NOT NULL,
+        updated_at   REAL NOT NULL,
+        PRIMARY KEY (kind, endpoint_id, name)
+    );
+    """,
 ]
 
 

@@ -7,7 +7,7 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +17,7 @@ from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, Res
 from app.store.base import BodySpool, RequestListener, RequestQuery, Store
 from app.store.bodies import BodyFiles
 from app.store.schema import migrate
+from app.store.sqlite_deliveries import DeliveryQueries
 from app.writer import Writer
 
 log = logging.getLogger("hookscope.store")
@@ -82,7 +83,7 @@ def _row_to_request(row: Any, body: bytes | None = None) -> CapturedRequest:
     )
 
 
-class SQLiteStore(Store):
+class SQLiteStore(DeliveryQueries, Store):
     def __init__(
         self,
         path: Path,
@@ -102,6 +103,8 @@ class SQLiteStore(Store):
         self._reader_conns: list[aiosqlite.Connection] = []
         self._endpoints: dict[str, Endpoint] = {}
         self._listeners: list[RequestListener] = []
+        self._endpoint_listeners: list[Callable[[str, Endpoint | None], None]] = []
+        self.summary_columns = SUMMARY_COLUMNS
 
     # lifecycle ---------------------------------------------------------------------------------------------
     def _connect_writer(self) -> sqlite3.Connection:
@@ -165,6 +168,17 @@ class SQLiteStore(Store):
 
     def _cache_endpoint(self, ep: Endpoint) -> None:
         self._endpoints[ep.id] = ep
+        self._endpoint_changed(ep.id, ep)
+
+    def _endpoint_changed(self, endpoint_id: str, ep: Endpoint | None) -> None:
+        for listener in self._endpoint_listeners:
+            try:
+                listener(endpoint_id, ep)
+            except Exception:
+                log.exception("endpoint listener failed")
+
+    def _decode_request(self, row: Any, body: bytes | None) -> CapturedRequest:
+        return _row_to_request(row, body)
 
     async def update_endpoint(
         self,
@@ -210,6 +224,7 @@ class SQLiteStore(Store):
 
         def after(files: list[str] | None) -> None:
             self._endpoints.pop(endpoint_id, None)
+            self._endpoint_changed(endpoint_id, None)
             if files:
                 self.bodies.delete(files)
 

@@ -1,0 +1,195 @@
+"""JSON API for forwarding: deliveries, replay, manual retry, relay and forward-target status, the relay socket.
+
+Routes (all under the API token when one is set):
+  GET    /api/requests/{rid}/deliveries        {"deliveries": [Delivery], "queued": [{"kind", "target"}]}
+  POST   /api/requests/{rid}/replay            {"target"?, "method"?, "path"?, "query"?, "headers"?, "body"?,
+                                               "body_encoding"?} -> 201 Delivery
+  POST   /api/endpoints/{id}/replay            {"target"?, "ids"?, "method"?, "q"?, "after"?, "before"?,
+                                               "limit"?} -> {"deliveries": [Delivery]} (capture order)
+  GET    /api/deliveries/{did}                 Delivery
+  POST   /api/deliveries/{did}/retry           Delivery (forward and replay deliveries)
+  GET    /api/endpoints/{id}/relays            {"relays": [RelayStatus]}
+  DELETE /api/endpoints/{id}/relays/{name}     204 (forget a relay's cursor)
+  GET    /api/endpoints/{id}/forwarding        {"targets": [TargetStatus]}
+  WS     /api/endpoints/{id}/relay?name=&from= the relay protocol (app/relay.py)
+A replay without "target" uses the endpoint's remembered `replay_target`; a replay with one remembers it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route, WebSocketRoute
+from starlette.websockets import WebSocket
+
+from app.api import get_captured, get_endpoint, read_json, store_of
+from app.errors import ApiError
+from app.forwarder import Forwarder
+from app.models import Endpoint
+from app.outbound import TargetError, parse_target
+from app.relay import RelayHub
+from app.replay import Edits, Replayer, parse_edits
+from app.store.base import RequestQuery
+
+MAX_BULK = 500
+
+
+def _forwarder(request: Request) -> Forwarder:
+    f: Forwarder = request.app.state.forwarder
+    return f
+
+
+def _replayer(request: Request) -> Replayer:
+    r: Replayer = request.app.state.replayer
+    return r
+
+
+def _relays(request: Request) -> RelayHub:
+    r: RelayHub = request.app.state.relays
+    return r
+
+
+async def _target_for(request: Request, ep: Endpoint, data: dict[str, Any]) -> str:
+    target = data.get("target") or ep.options.get("replay_target")
+    if not isinstance(target, str) or not target:
+        raise ApiError(400, "target_required", "give a target URL (none is remembered for this endpoint yet)")
+    try:
+        parse_target(target)
+    except TargetError as exc:
+        raise ApiError(400, "invalid_target", str(exc)) from None
+    if ep.options.get("replay_target") != target:
+        await store_of(request).update_endpoint(ep.id, options={**ep.options, "replay_target": target})
+    return target
+
+
+async def _object(request: Request) -> dict[str, Any]:
+    data = await read_json(request)
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ApiError(400, "invalid_replay", "expected a JSON object")
+    return data
+
+
+async def list_deliveries(request: Request) -> Response:
+    req = await get_captured(request)
+    rows = await store_of(request).list_deliveries(req.id)
+    done = {d.target for d in rows if d.kind == "forward" and d.state != "pending"}
+    queued = [{"kind": "forward", "target": t} for t in _forwarder(request).queued_for(req) if t not in done]
+    return JSONResponse({"deliveries": [d.to_json() for d in rows], "queued": queued})
+
+
+async def replay_request(request: Request) -> Response:
+    req = await get_captured(request)
+    ep = store_of(request).cached_endpoint(req.endpoint_id)
+    if ep is None:
+        raise ApiError(404, "endpoint_not_found", "the request's endpoint is gone")
+    data = await _object(request)
+    try:
+        edits = parse_edits(data)
+    except ValueError as exc:
+        raise ApiError(400, "invalid_replay", str(exc)) from None
+    target = await _target_for(request, ep, data)
+    delivery = await _replayer(request).replay(req, target, edits)
+    return JSONResponse(delivery.to_json(), status_code=201)
+
+
+async def replay_many(request: Request) -> Response:
+    ep = get_endpoint(request)
+    data = await _object(request)
+    target = await _target_for(request, ep, data)
+    store = store_of(request)
+    ids = data.get("ids")
+    if ids is not None:
+        if not isinstance(ids, list) or len(ids) > MAX_BULK or not all(isinstance(i, int) for i in ids):
+            raise ApiError(400, "invalid_replay", f"ids must be a list of at most {MAX_BULK} request ids")
+        found = [await store.get_request(i) for i in sorted(set(ids))]
+        reqs = [r for r in found if r is not None and r.endpoint_id == ep.id]
+    else:
+        methods = data.get("method") or ""
+        limit = data.get("limit", 100)
+        if not isinstance(limit, int) or not 1 <= limit <= MAX_BULK or not isinstance(methods, str):
+            raise ApiError(400, "invalid_replay", f"limit must be 1-{MAX_BULK}; method a comma-separated list")
+        query = RequestQuery(
+            before=data.get("before"), after=data.get("after"), limit=limit,
+            methods=tuple(m.strip().upper() for m in methods.split(",") if m.strip()),
+            text=data.get("q") or None,
+        )
+        summaries = sorted(await store.list_requests(ep.id, query), key=lambda r: r.id)
+        reqs = [r for r in [await store.get_request(s.id) for s in summaries] if r is not None]
+    replayer = _replayer(request)
+    deliveries = [await replayer.replay(r, target, Edits()) for r in reqs if not r.rejected]
+    return JSONResponse({"deliveries": [d.to_json() for d in deliveries]})
+
+
+async def _delivery(request: Request) -> Any:
+    try:
+        did = int(request.path_params["delivery_id"])
+    except ValueError:
+        raise ApiError(404, "delivery_not_found", "delivery ids are integers") from None
+    d = await store_of(request).get_delivery(did) if 0 < did < 2**63 else None
+    if d is None:
+        raise ApiError(404, "delivery_not_found", f"no delivery with id {did}")
+    return d
+
+
+async def show_delivery(request: Request) -> Response:
+    return JSONResponse((await _delivery(request)).to_json())
+
+
+async def retry_delivery(request: Request) -> Response:
+    d = await _delivery(request)
+    if d.kind == "relay":
+        raise ApiError(409, "relay_delivery", "relay deliveries are sent by the relay client: "
+                       f"restart it with --from {d.request_id} to send them again")
+    if d.state == "pending":
+        raise ApiError(409, "pending", "this delivery is still being retried automatically")
+    req = await store_of(request).get_request(d.request_id)
+    if req is None:
+        raise ApiError(404, "request_not_found", "the captured request is gone")
+    return JSONResponse((await _replayer(request).retry(d, req)).to_json())
+
+
+async def relay_status(request: Request) -> Response:
+    ep = get_endpoint(request)
+    return JSONResponse({"relays": await _relays(request).status(ep.id)})
+
+
+async def forget_relay(request: Request) -> Response:
+    ep = get_endpoint(request)
+    name = request.path_params["name"]
+    if not await store_of(request).delete_cursor("relay", ep.id, name):
+        raise ApiError(404, "relay_not_found", f"no relay named {name!r}")
+    return Response(status_code=204)
+
+
+async def forwarding_status(request: Request) -> Response:
+    ep = get_endpoint(request)
+    store = store_of(request)
+    targets = []
+    for status in _forwarder(request).status(ep.id):
+        row = status.to_json()
+        row["pending"] = await store.count_requests_after(ep.id, status.acked_id) if status.acked_id is not None \
+            else None
+        targets.append(row)
+    return JSONResponse({"targets": targets})
+
+
+async def relay_socket(websocket: WebSocket) -> None:
+    hub: RelayHub = websocket.app.state.relays
+    await hub.serve(websocket)
+
+
+routes = [
+    Route("/api/requests/{request_id}/deliveries", list_deliveries, methods=["GET"]),
+    Route("/api/requests/{request_id}/replay", replay_request, methods=["POST"]),
+    Route("/api/endpoints/{endpoint_id}/replay", replay_many, methods=["POST"]),
+    Route("/api/deliveries/{delivery_id}", show_delivery, methods=["GET"]),
+    Route("/api/deliveries/{delivery_id}/retry", retry_delivery, methods=["POST"]),
+    Route("/api/endpoints/{endpoint_id}/relays", relay_status, methods=["GET"]),
+    Route("/api/endpoints/{endpoint_id}/relays/{name}", forget_relay, methods=["DELETE"]),
+    Route("/api/endpoints/{endpoint_id}/forwarding", forwarding_status, methods=["GET"]),
+    WebSocketRoute("/api/endpoints/{endpoint_id}/relay", relay_socket),
+]

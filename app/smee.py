@@ -1,0 +1,152 @@
+"""smee.io compatibility: `GET /h/{id}` with `Accept: text/event-stream` streams captures as smee does.
+
+The stream starts with `event: ready`; each capture is an unnamed message event whose data is one JSON line
+holding the request's header fields (lower-case names, duplicates joined with ", "; Host, Content-Length and
+hop-by-hop headers left out) plus `body`, `query` and `timestamp` (milliseconds), which is what smee-client
+expects. Each event carries `id: <request id>`, so a reconnecting EventSource sends Last-Event-ID and we
+resume after it (smee.io itself does not). A named `ping` event goes out every 25 s to keep proxies from
+timing the stream out.
+
+Access: the ingest URL is public, but the stream would expose every captured request, so when the server has a
+token the stream requires it, as `?token=` (smee-client can only put it in the URL, which then shows up in
+proxy logs and shell history: prefer `hookscope forward`) or as `Authorization: Bearer`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from typing import Any
+from urllib.parse import parse_qs
+
+from starlette.types import Message, Receive, Scope, Send
+
+from app.auth import token_matches
+from app.errors import error_body
+from app.feed import CaptureFeed
+from app.models import CapturedRequest, Endpoint, latin1_to_display
+from app.outbound import HOP_BY_HOP
+from app.store.base import Store
+
+# Not request fields but hop framing; smee-client sets its own Content-Length, and fetch refuses some of these.
+_SKIP = {n.decode() for n in HOP_BY_HOP} | {"content-length", "host"}
+
+PING_INTERVAL = 25.0
+RETRY_MS = 1000
+
+
+def _query_object(raw: str) -> dict[str, Any]:
+    parsed = parse_qs(raw.encode("latin-1").decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: v[0] if len(v) == 1 else v for k, v in parsed.items()}
+
+
+def smee_payload(req: CapturedRequest, body: bytes) -> dict[str, Any]:
+    """The JSON smee.io puts in a message event's data."""
+    data: dict[str, Any] = {}
+    for name, value in req.headers:
+        if name in _SKIP:
+            continue
+        text, _ = latin1_to_display(value)
+        data[name] = f"{data[name]}, {text}" if name in data else text
+    ctype = req.content_type.lower()
+    parsed: Any
+    if "json" in ctype:
+        try:
+            parsed = json.loads(body)
+        except (ValueError, RecursionError):
+            parsed = body.decode("utf-8", "replace")
+    elif "application/x-www-form-urlencoded" in ctype:
+        parsed = _query_object(body.decode("latin-1"))
+    elif not body:
+        parsed = {}
+    else:
+        parsed = body.decode("utf-8", "replace")
+    data["body"] = parsed
+    data["query"] = _query_object(req.query)
+    data["timestamp"] = int(req.received_at * 1000)
+    return data
+
+
+def format_event(req: CapturedRequest, body: bytes) -> bytes:
+    line = json.dumps(smee_payload(req, body), separators=(",", ":"), ensure_ascii=True)
+    return f"id: {req.id}\ndata: {line}\n\n".encode()
+
+
+class SmeeStream:
+    """CaptureApp.stream_handler."""
+
+    def __init__(self, store: Store, feed: CaptureFeed, token: str | None, ping_interval: float = PING_INTERVAL):
+        self.store = store
+        self.feed = feed
+        self.token = token
+        self.ping_interval = ping_interval
+
+    def _authorised(self, scope: Scope) -> bool:
+        if self.token is None:
+            return True
+        query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+        if any(token_matches(self.token, t) for t in query.get("token", [])):
+            return True
+        for name, value in scope["headers"]:
+            if name == b"authorization":
+                scheme, _, presented = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and token_matches(self.token, presented.strip()):
+                    return True
+        return False
+
+    async def __call__(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
+        if not self._authorised(scope):
+            body = error_body("unauthorized", "this stream requires the server token: ?token=<token> or Bearer")
+            await send({"type": "http.response.start", "status": 401, "headers": [
+                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+            await send({"type": "http.response.body", "body": body})
+            return
+        after: int | None = None
+        for name, value in scope["headers"]:
+            if name == b"last-event-id" and value.strip().isdigit():
+                after = int(value.strip())
+        if after is None:
+            after = await self.store.last_request_id()
+        await send({"type": "http.response.start", "status": 200, "headers": [
+            (b"content-type", b"text/event-stream; charset=utf-8"),
+            (b"cache-control", b"no-cache, no-transform"),
+            (b"x-accel-buffering", b"no"),
+        ]})
+        await send({"type": "http.response.body", "body": f"retry: {RETRY_MS}\n\nevent: ready\ndata: {{}}\n\n"
+                    .encode(), "more_body": True})
+        # Always read beside writing: otherwise a client that goes away is never noticed and shutdown hangs.
+        tasks = [
+            asyncio.create_task(self._events(endpoint, after, send)),
+            asyncio.create_task(self._pings(send)),
+            asyncio.create_task(_until_disconnect(receive)),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+        with contextlib.suppress(Exception):
+            await send({"type": "http.response.body", "body": b""})
+
+    async def _events(self, endpoint: Endpoint, after: int, send: Send) -> None:
+        async for req in self.feed.follow(endpoint.id, after):
+            if req.rejected:
+                continue
+            await send({"type": "http.response.body", "body": format_event(req, await self.feed.body_of(req)),
+                        "more_body": True})
+
+    async def _pings(self, send: Send) -> None:
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            await send({"type": "http.response.body", "body": b"event: ping\ndata: {}\n\n", "more_body": True})
+
+
+async def _until_disconnect(receive: Receive) -> None:
+    while True:
+        message: Message = await receive()
+        if message["type"] == "http.disconnect":
+            return
