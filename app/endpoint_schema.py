@@ -37,10 +37,12 @@ def _register_forwarding_fields() -> None:
     # Imported here: the parsers live with the features they configure.
     from app.forwarder import parse_forward_targets, render_forward_targets
     from app.passthrough import parse_passthrough, render_passthrough
+    from app.resigning import parse_resign, render_resign
 
     OPTION_FIELDS["forward_targets"] = OptionField(_ignore_previous(parse_forward_targets), render_forward_targets)
     OPTION_FIELDS["passthrough"] = OptionField(_ignore_previous(parse_passthrough), render_passthrough)
     OPTION_FIELDS["replay_target"] = OptionField(_ignore_previous(_parse_replay_target), _identity)
+    OPTION_FIELDS["resign"] = OptionField(parse_resign, render_resign)
 
 
 def _ignore_previous(parse: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:

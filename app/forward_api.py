@@ -31,6 +31,7 @@ from app.models import Endpoint
 from app.outbound import TargetError, parse_target
 from app.relay import RelayHub
 from app.replay import Edits, Replayer, parse_edits
+from app.resigning import Resigner, from_stored, parse_resign, resigner_of
 from app.store.base import RequestQuery
 
 MAX_BULK = 500
@@ -91,9 +92,23 @@ async def replay_request(request: Request) -> Response:
         edits = parse_edits(data)
     except ValueError as exc:
         raise ApiError(400, "invalid_replay", str(exc)) from None
+    resigner = _resigner_for(ep, data)
     target = await _target_for(request, ep, data)
-    delivery = await _replayer(request).replay(req, target, edits)
+    delivery = await _replayer(request).replay(req, target, edits, resigner)
     return JSONResponse(delivery.to_json(), status_code=201)
+
+
+def _resigner_for(ep: Endpoint, data: dict[str, Any]) -> Resigner | None:
+    """"resign": absent or null uses the endpoint's setting, false sends as captured, an object signs with it."""
+    choice = data.get("resign")
+    if choice is None:
+        return resigner_of(ep.options)
+    if choice is False:
+        return None
+    try:
+        return from_stored(parse_resign(choice, ep.options.get("resign")))
+    except ValueError as exc:
+        raise ApiError(400, "invalid_replay", str(exc)) from None
 
 
 async def replay_many(request: Request) -> Response:
@@ -120,7 +135,8 @@ async def replay_many(request: Request) -> Response:
         summaries = sorted(await store.list_requests(ep.id, query), key=lambda r: r.id)
         reqs = [r for r in [await store.get_request(s.id) for s in summaries] if r is not None]
     replayer = _replayer(request)
-    deliveries = [await replayer.replay(r, target, Edits()) for r in reqs if not r.rejected]
+    resigner = _resigner_for(ep, data)
+    deliveries = [await replayer.replay(r, target, Edits(), resigner) for r in reqs if not r.rejected]
     return JSONResponse({"deliveries": [d.to_json() for d in deliveries]})
 
 

@@ -25,6 +25,7 @@ from app.http1 import HttpClient, ProtocolError
 from app.models import CapturedRequest, Endpoint
 from app.outbound import Outgoing, TargetError, build_outgoing, parse_target
 from app.passthrough import Passthrough
+from app.resigning import resigner_of
 from app.retry import RetryPolicy
 from app.ssrf import ForwardPolicy, Resolver, TargetRefused, system_resolver
 from app.store.base import Store
@@ -221,6 +222,18 @@ class _Worker:
                 log.exception("forward worker %s -> %s failed; restarting", self.endpoint_id, self.target)
                 await asyncio.sleep(1.0)
 
+    def _signed(self, out: Outgoing) -> Outgoing:
+        """Re-sign each attempt afresh when the endpoint asks for it (a retry must not carry a stale timestamp)."""
+        ep = self.owner.store.cached_endpoint(self.endpoint_id)
+        resigner = resigner_of(ep.options) if ep is not None else None
+        if resigner is None:
+            return out
+        try:
+            return resigner.outgoing(out)
+        except ValueError:
+            log.warning("re-signing failed for %s; sending as captured", self.target, exc_info=True)
+            return out
+
     async def _deliver(self, req: CapturedRequest) -> None:
         owner = self.owner
         body = await owner.feed.body_of(req)
@@ -240,7 +253,7 @@ class _Worker:
             if out is None:
                 outcome, full = Outcome.failure(error, final=True), b""
             else:
-                outcome, full = await owner.sender.attempt(out)
+                outcome, full = await owner.sender.attempt(self._signed(out))
             if outcome.status is not None and owner.passthrough is not None:
                 owner.passthrough.offer(req.id, outcome.status, outcome.headers, full, bool(full) or not outcome.body)
             wait: float | None = None

@@ -43,6 +43,7 @@ from app.feed import CaptureFeed
 from app.forwarder import Forwarder
 from app.models import CapturedRequest, Endpoint
 from app.passthrough import Passthrough
+from app.resigning import resigner_of
 from app.store.base import Store
 
 log = logging.getLogger("hookscope.relay")
@@ -219,6 +220,13 @@ class RelayHub:
     async def _request_item(self, req: CapturedRequest) -> dict[str, Any]:
         body = await self.feed.body_of(req)
         ep = self.store.cached_endpoint(req.endpoint_id)
+        headers = req.headers
+        resigner = resigner_of(ep.options) if ep is not None else None
+        if resigner is not None:
+            try:
+                headers, body = resigner.relayed(req.method, req.path, req.query, req.headers, body)
+            except ValueError:
+                log.warning("re-signing failed for request %d; relaying it as captured", req.id, exc_info=True)
         return {
             "type": "request",
             "id": req.id,
@@ -226,7 +234,7 @@ class RelayHub:
             "method": req.method,
             "path": req.path,
             "query": req.query,
-            "headers": req.headers,
+            "headers": headers,
             "body": base64.b64encode(body).decode("ascii"),
             "want_response": ep is not None and "passthrough" in ep.options,
         }

@@ -13,6 +13,8 @@ from app.deliveries import Delivery, DeliveryUpdate, Outcome
 from app.forwarder import Sender
 from app.models import CapturedRequest, display_to_latin1
 from app.outbound import TargetError, build_outgoing, parse_target
+from app.providers import mask_secret
+from app.resigning import Resigner, resigner_of
 from app.store.base import Store
 
 _TOKEN_CHARS = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
@@ -119,19 +121,27 @@ class Replayer:
         self.store = store
         self.sender = sender
 
-    async def replay(self, req: CapturedRequest, target: str, edits: Edits = Edits()) -> Delivery:
+    async def replay(
+        self, req: CapturedRequest, target: str, edits: Edits = Edits(), resigner: Resigner | None = None
+    ) -> Delivery:
         """Send once and record a new "replay" delivery; returns it."""
-        outcome = await self._send(req, target, edits)
+        outcome = await self._send(req, target, edits, resigner)
         state = "delivered" if outcome.ok else "failed"
+        sent = edits.to_json() if edits.any else None
+        if resigner is not None:
+            sent = {**(sent or {}), "resigned_with": f"{resigner.scheme} {mask_secret(resigner.secret)}"}
         update = DeliveryUpdate(
-            req.id, req.endpoint_id, "replay", target, "", state, 1, outcome,
-            sent=edits.to_json() if edits.any else None,
+            req.id, req.endpoint_id, "replay", target, "", state, 1, outcome, sent=sent,
         )
         return await self._stored(await self.store.record_delivery(update))
 
     async def retry(self, delivery: Delivery, req: CapturedRequest) -> Delivery:
         """Manual retry of a forward or replay delivery: one attempt now, recorded on the same row."""
-        outcome = await self._send(req, delivery.target, Edits.from_stored(delivery.sent))
+        ep = self.store.cached_endpoint(req.endpoint_id)
+        resigner = resigner_of(ep.options) if ep is not None and delivery.kind == "forward" else None
+        if delivery.kind == "replay" and delivery.sent and "resigned_with" in delivery.sent and ep is not None:
+            resigner = resigner_of(ep.options)
+        outcome = await self._send(req, delivery.target, Edits.from_stored(delivery.sent), resigner)
         if outcome.ok:
             state = "delivered"
         elif delivery.kind == "forward" and outcome.retryable:
@@ -144,7 +154,9 @@ class Replayer:
         )
         return await self._stored(await self.store.record_delivery(update))
 
-    async def _send(self, req: CapturedRequest, target: str, edits: Edits) -> Outcome:
+    async def _send(
+        self, req: CapturedRequest, target: str, edits: Edits, resigner: Resigner | None = None
+    ) -> Outcome:
         body = edits.body if edits.body is not None else await self.store.load_body(req)
         try:
             out = build_outgoing(
@@ -157,6 +169,11 @@ class Replayer:
             )
         except TargetError as exc:
             return Outcome.failure(str(exc), final=True)
+        if resigner is not None:
+            try:
+                out = resigner.outgoing(out)
+            except ValueError as exc:
+                return Outcome.failure(f"re-signing failed: {exc}", final=True)
         outcome, _ = await self.sender.attempt(out)
         return outcome
 

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import IO
+
+import httpx
 
 from tests.support import REPO
 
@@ -50,3 +54,16 @@ class RelayProcess:
 
     def output(self) -> str:
         return self.log.read_text(errors="replace")
+
+
+async def wait_relay(client: httpx.AsyncClient, ep_id: str, name: str, connected: bool = True,
+                     timeout: float = 15.0) -> None:
+    """Wait until the server reports relay `name` as connected (or disconnected)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        relays = (await client.get(f"/api/endpoints/{ep_id}/relays")).json()["relays"]
+        if any(r["name"] == name and r["connected"] == connected for r in relays):
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"relay {name} not connected={connected}")
+        await asyncio.sleep(0.01)

@@ -13,7 +13,7 @@ import pytest
 import websockets
 
 from app.config import Settings
-from tests.forward.relayproc import RelayProcess
+from tests.forward.relayproc import RelayProcess, wait_relay
 from tests.forward.target import RecordingTarget
 from tests.support import LiveServer, create_endpoint, live_server, wait_until
 
@@ -86,12 +86,7 @@ async def test_relay_delivers_1000_in_order_byte_exact(
 
 
 async def _wait_relay(client: httpx.AsyncClient, ep_id: str, name: str, connected: bool = True) -> None:
-    for _ in range(1500):
-        relays = (await client.get(f"/api/endpoints/{ep_id}/relays")).json()["relays"]
-        if any(r["name"] == name and r["connected"] == connected for r in relays):
-            return
-        await asyncio.sleep(0.01)
-    raise TimeoutError(f"relay {name} not connected={connected}")
+    await wait_relay(client, ep_id, name, connected)
 
 
 async def test_kill9_relay_mid_stream_loses_nothing(
