@@ -1,6 +1,6 @@
 // Signature helper: why a request's signature is valid or invalid. Received vs expected signature, the exact
 // signed string, the (masked) secret used and the verdict's reason, fetched when the section is opened.
-import { el, clear } from "../dom.js";
+import { el, clear, append } from "../dom.js";
 import { getJSON } from "../api.js";
 import { errorText } from "./util.js";
 
@@ -31,7 +31,7 @@ export function signaturePanel(req, ctx) {
       ["Secret used", h.secret_hint || "(none)"],
       ["Timestamp", h.timestamp === null || h.timestamp === undefined ? "" : String(h.timestamp)],
     ];
-    clear(content).append(
+    append(clear(content), [
       el("dl", { class: "hs-kv" }, rows.filter(([, value]) => value).map(([k, value]) => [el("dt", null, k), el("dd", null, value)])),
       el("h4", null, "Received"),
       h.received && h.received.length
@@ -46,7 +46,7 @@ export function signaturePanel(req, ctx) {
         ? el("p", { class: "hs-empty" }, "None for this scheme.")
         : el("pre", { class: "hs-pre hs-sig-string" }, h.signed_string),
       h.notes && h.notes.length ? el("ul", { class: "hs-notes" }, h.notes.map((n) => el("li", null, n))) : null,
-    );
+    ]);
   }
   return { node: root };
 }

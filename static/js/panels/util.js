@@ -3,7 +3,7 @@ import { el } from "../dom.js";
 
 // The page shell belongs to the inspector; the panels bring their own stylesheet (same origin, CSP allows it).
 export function ensureStyles() {
-  if (document.querySelector("link[data-hs-panels]")) return;
+  if (document.querySelector("link[data-hs-panels], link[href=\"/static/css/panels.css\"]")) return;
   document.head.append(el("link", { rel: "stylesheet", href: "/static/css/panels.css", "data-hs-panels": true }));
 }
 
