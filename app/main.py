@@ -20,7 +20,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from app import api, forward_api, views
+from app import api, forward_api, live, pages, views
 from app.auth import AuthMiddleware
 from app.capture import CaptureApp
 from app.clientaddr import parse_networks
@@ -53,6 +53,8 @@ class HookscopeApp:
                 *api.routes,
                 *forward_api.routes,
                 *views.routes,
+                *pages.routes,
+                *live.routes,
                 Mount("/static", StaticFiles(directory=resource_dir("static")), name="static"),
             ],
             lifespan=self._lifespan,

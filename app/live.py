@@ -1,0 +1,183 @@
+"""The inspector's live websocket: subscribe, backfill from the database, then stream.
+
+Route: `GET /api/endpoints/{endpoint_id}/live?after=<id>` (websocket). `after` is the highest request id the page
+has already seen; without it the stream starts at the newest id now (only new requests).
+
+Protocol, JSON text frames:
+
+server -> client
+  {"type": "hello", "last_id": N}          first frame; N is the cursor the stream continues after
+  {"type": "requests", "requests": [...]}  request summaries (the list API's shape), ascending ids; whatever was
+                                           queued goes out in one frame, so a burst costs few frames
+  {"type": "synced", "last_id": N}         backfill of `id > after` finished; from here on it is live
+  {"type": "reset"}                        `after` is beyond the newest id ever assigned (the database was
+                                           replaced): the client reloads its list; the stream goes on from now
+  {"type": "pong"}                         answer to a client ping
+client -> server
+  {"type": "ping"}
+
+Close codes: 4404 unknown endpoint, 4400 bad `after`, 1008 a browser Origin that is not this server (cross-site
+websocket hijacking) or, before the handshake, a missing token (AuthMiddleware), 1013 the client fell behind (its
+hub queue overflowed): it reconnects with `after=<last id seen>` and resynchronises from the database, which is
+exact because ids are monotonic and never reused.
+
+Order of work: subscribe to the hub first, then read the backlog, then stream the queued live events skipping ids
+already sent. A request committed during the backfill is both in the database and in the queue; the skip makes it
+appear once, and nothing can fall between the two.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+from starlette.routing import WebSocketRoute
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app.api import endpoint_topic
+from app.hub import Hub, Subscription, SubscriptionEvicted
+from app.models import CapturedRequest
+from app.store.base import RequestQuery, Store
+
+log = logging.getLogger("hookscope.live")
+
+BACKFILL_BATCH = 500
+MAX_FRAME = 500
+# A client whose socket does not drain for this long is treated like an evicted one: it cannot block the handler
+# (and the hub queue behind it) forever.
+SEND_TIMEOUT = 10.0
+QUEUE_SIZE = 1000
+
+
+def _same_origin(ws: WebSocket) -> bool:
+    """Browsers always send Origin on websockets; non-browser clients (CLI, tests) may omit it."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    allowed = {ws.headers.get("host", "").lower()}
+    public_url: str | None = ws.app.state.settings.public_url
+    if public_url:
+        allowed.add(urlsplit(public_url).netloc.lower())
+    return parts.netloc.lower() in allowed
+
+
+async def live_socket(ws: WebSocket) -> None:
+    if not _same_origin(ws):
+        await ws.accept()
+        await ws.close(1008, "cross-origin websocket refused")
+        return
+    store: Store = ws.app.state.store
+    hub: Hub = ws.app.state.hub
+    ep = store.cached_endpoint(ws.path_params["endpoint_id"])
+    ws.state.send_lock = asyncio.Lock()
+    await ws.accept()
+    if ep is None:
+        await ws.close(4404, "no such endpoint")
+        return
+    raw_after = ws.query_params.get("after", "")
+    try:
+        after = int(raw_after) if raw_after != "" else None
+    except ValueError:
+        after = -1
+    if after is not None and not 0 <= after < 2**63:
+        await ws.close(4400, "after must be a non-negative integer")
+        return
+    # Subscribed before anything is read: whatever commits from now on is in this queue.
+    sub = hub.subscribe(endpoint_topic(ep.id), maxsize=getattr(ws.app.state, "live_queue_size", QUEUE_SIZE))
+    try:
+        await _serve(ws, store, sub, ep.id, after)
+    finally:
+        sub.close()
+        with contextlib.suppress(Exception):
+            await ws.close()
+
+
+async def _serve(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: str, after: int | None) -> None:
+    newest = await store.last_request_id()
+    reset = after is not None and after > newest
+    cursor = newest if after is None or reset else after
+    await _send(ws, {"type": "hello", "last_id": cursor})
+    if reset:
+        await _send(ws, {"type": "reset"})
+    # The receiver notices the browser leaving (and answers pings); without it a send-only handler never learns
+    # that the page closed, and server shutdown waits on it.
+    receiver = asyncio.create_task(_receive(ws), name="live-receiver")
+    sender = asyncio.create_task(_stream(ws, store, sub, endpoint_id, cursor), name="live-sender")
+    tasks = [receiver, sender]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for t in tasks:
+            t.cancel()
+        for t in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await t
+    for t in done:
+        if t.cancelled():
+            continue
+        error = t.exception()
+        if isinstance(error, SubscriptionEvicted | TimeoutError):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(1013, "too slow; reconnect with after=<last id>"), 2)
+        elif error is not None and not isinstance(error, WebSocketDisconnect | OSError):
+            log.warning("live socket for %s ended: %r", endpoint_id, error)
+
+
+async def _stream(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: str, cursor: int) -> None:
+    while True:
+        rows = await store.list_requests(endpoint_id, RequestQuery(after=cursor, limit=BACKFILL_BATCH))
+        if rows:
+            await _send_requests(ws, rows)
+            cursor = rows[-1].id
+        if len(rows) < BACKFILL_BATCH:
+            break
+    await _send(ws, {"type": "synced", "last_id": cursor})
+    while True:
+        batch: list[CapturedRequest] = []
+        first = await sub.get()
+        items = [first]
+        while len(items) < MAX_FRAME and not sub.queue.empty():
+            items.append(await sub.get())
+        for item in items:
+            if isinstance(item, CapturedRequest) and item.id > cursor:
+                batch.append(item)
+                cursor = item.id
+        if batch:
+            await _send_requests(ws, batch)
+
+
+async def _send_requests(ws: WebSocket, rows: list[CapturedRequest]) -> None:
+    await _send(ws, {"type": "requests", "requests": [r.summary_json() for r in rows]})
+
+
+async def _send(ws: WebSocket, frame: dict[str, Any]) -> None:
+    # Sender and receiver (pong) share the socket; a frame must never interleave with another.
+    lock: asyncio.Lock = ws.state.send_lock
+    async with lock:
+        await asyncio.wait_for(ws.send_text(json.dumps(frame, separators=(",", ":"))), SEND_TIMEOUT)
+
+
+async def _receive(ws: WebSocket) -> None:
+    while True:
+        message = await ws.receive()
+        if message["type"] == "websocket.disconnect":
+            return
+        text = message.get("text")
+        if text is None:
+            continue
+        try:
+            frame = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(frame, dict) and frame.get("type") == "ping":
+            await _send(ws, {"type": "pong"})
+
+
+routes = [WebSocketRoute("/api/endpoints/{endpoint_id}/live", live_socket)]

@@ -1,0 +1,43 @@
+"""HTML pages: home (endpoint list) and the inspector of one endpoint.
+
+Pages carry no captured data and no inline script: the inspector's module (static/js/inspector.js) reads the
+endpoint id from a data attribute and fetches everything through the JSON API and the live websocket, rendering it
+as text. The endpoint name and ingest URL that the templates do show pass through Jinja's autoescaping.
+"""
+
+from __future__ import annotations
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+from starlette.templating import Jinja2Templates
+
+from app.api import base_url, store_of
+
+
+def _templates(request: Request) -> Jinja2Templates:
+    t: Jinja2Templates = request.app.state.templates
+    return t
+
+
+async def home(request: Request) -> Response:
+    return _templates(request).TemplateResponse(request, "home.html", {})
+
+
+async def inspector(request: Request) -> Response:
+    endpoint_id: str = request.path_params["endpoint_id"]
+    ep = store_of(request).cached_endpoint(endpoint_id)
+    if ep is None:
+        return _templates(request).TemplateResponse(
+            request, "not_found.html", {"what": "endpoint"}, status_code=404
+        )
+    ingest_url = f"{base_url(request)}/h/{ep.id}"
+    return _templates(request).TemplateResponse(
+        request, "inspector.html", {"endpoint": ep, "ingest_url": ingest_url}
+    )
+
+
+routes = [
+    Route("/", home, methods=["GET"]),
+    Route("/e/{endpoint_id}", inspector, methods=["GET"]),
+]
