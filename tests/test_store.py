@@ -97,3 +97,25 @@ async def test_endpoints_survive_restart(tmp_path: Path) -> None:
         assert again == ep
     finally:
         await store.close()
+
+
+async def test_requests_after_carries_exact_bodies_of_detected_requests(tmp_path: Path) -> None:
+    # Regression: the backfill read the body from a fixed column that became `provider` in migration 2, so a
+    # Stripe event caught up by a forwarder or relay was sent with the body "stripe".
+    from dataclasses import replace
+
+    store = SQLiteStore(tmp_path / "s.db")
+    await store.open()
+    try:
+        ep = await store.create_endpoint("a", ResponseSpec(), {})
+        body = b'{"id": "evt_1", "type": "invoice.paid"}'
+        detected = replace(_new(ep.id, body), provider="stripe", event_type="invoice.paid", event_id="evt_1")
+        first = await store.add_request(detected)
+        plain = await store.add_request(_new(ep.id, b"\x00\xffplain"))
+        rows = await store.requests_after(ep.id, 0, 10)
+        assert [(r.id, r.body, r.provider) for r in rows] == [
+            (first.id, body, "stripe"),
+            (plain.id, b"\x00\xffplain", None),
+        ]
+    finally:
+        await store.close()

@@ -93,7 +93,9 @@ class DeliveryQueries:
                 (endpoint_id, after, limit),
             )
             rows = await cur.fetchall()
-        return [self._decode_request(r, r[13]) for r in rows]
+        # The body is the column after the summary ones (not a fixed index: migrations add summary columns).
+        body_at = self.summary_columns.count(",") + 1
+        return [self._decode_request(r, r[body_at]) for r in rows]
 
     async def count_requests_after(self, endpoint_id: str, after: int) -> int:
         async with self._read() as db:
