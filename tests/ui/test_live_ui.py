@@ -1,0 +1,94 @@
+"""Live updates in the browser: rows appear without reload, and a server restart loses or repeats nothing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+from playwright.sync_api import Page, expect
+
+from tests.support import ServerProcess
+from tests.ui.conftest import Watch
+
+
+def new_endpoint(srv: ServerProcess) -> dict[str, Any]:
+    resp = httpx.post(srv.url + "/api/endpoints", json={"name": "live"}, trust_env=False)
+    assert resp.status_code == 201
+    data: dict[str, Any] = resp.json()
+    return data
+
+
+def send(ep: dict[str, Any], path: str, body: bytes = b"{}") -> int:
+    resp = httpx.post(f"{ep['ingest_url']}/{path}", content=body, trust_env=False,
+                      headers={"content-type": "application/json"})
+    assert resp.status_code == 200, resp.text
+    rid: int = resp.json()["request_id"]
+    return rid
+
+
+def row_ids(page: Page) -> list[int]:
+    ids: list[int] = page.eval_on_selector_all("#request-list li.row", "els => els.map(e => Number(e.dataset.id))")
+    return ids
+
+
+def test_request_appears_within_one_second_without_reload(ui_server: ServerProcess, page: Page,
+                                                          watch: Watch) -> None:
+    ep = new_endpoint(ui_server)
+    page.goto(f"{ui_server.url}/e/{ep['id']}")
+    expect(page.locator("#conn")).to_have_text("live")
+    navigations: list[str] = []
+    page.on("framenavigated", lambda frame: navigations.append(frame.url))
+    rid = send(ep, "first?x=1", b'{"type": "invoice.paid"}')
+    row = page.locator(f'#request-list li[data-id="{rid}"]')
+    expect(row).to_be_visible(timeout=1000)
+    expect(row).to_have_class("row fresh")
+    expect(row.locator(".method")).to_have_text("POST")
+    expect(row.locator(".path")).to_have_text("/first?x=1")
+    rid2 = send(ep, "second")
+    expect(page.locator(f'#request-list li[data-id="{rid2}"]')).to_be_visible(timeout=1000)
+    assert row_ids(page) == [rid2, rid]
+    assert navigations == []
+    watch.assert_clean()
+
+
+def test_server_restart_shows_each_request_exactly_once(ui_server: ServerProcess, page: Page,
+                                                        watch: Watch) -> None:
+    ep = new_endpoint(ui_server)
+    first = [send(ep, f"before{i}") for i in range(2)]
+    page.goto(f"{ui_server.url}/e/{ep['id']}")
+    expect(page.locator("#request-list li.row")).to_have_count(2)
+    expect(page.locator("#conn")).to_have_text("live")
+    # Paused: arrivals are counted and held, then the server goes away.
+    page.click("#pause")
+    expect(page.locator("#conn")).to_have_text("paused")
+    held = [send(ep, f"held{i}") for i in range(2)]
+    expect(page.locator("#new-count")).to_have_text("2 new")
+    ui_server.stop()
+    expect(page.locator("#conn")).to_have_text("reconnecting")
+    ui_server.start()  # same port and database
+    after = [send(ep, f"after{i}") for i in range(3)]
+    expect(page.locator("#conn")).to_have_text("paused", timeout=15_000)
+    expect(page.locator("#new-count")).to_have_text("5 new")
+    page.click("#pause")  # resume
+    expect(page.locator("#conn")).to_have_text("live")
+    expect(page.locator("#request-list li.row")).to_have_count(7)
+    more = send(ep, "live-again")
+    expect(page.locator(f'#request-list li[data-id="{more}"]')).to_be_visible(timeout=1000)
+    ids = row_ids(page)
+    assert sorted(ids, reverse=True) == ids
+    assert sorted(ids) == sorted([*first, *held, *after, more])
+    watch.assert_clean()
+
+
+def test_restart_while_live_backfills_what_was_missed(ui_server: ServerProcess, page: Page, watch: Watch) -> None:
+    ep = new_endpoint(ui_server)
+    page.goto(f"{ui_server.url}/e/{ep['id']}")
+    expect(page.locator("#conn")).to_have_text("live")
+    ui_server.stop()
+    expect(page.locator("#conn")).to_have_text("reconnecting")
+    ui_server.start()
+    sent = [send(ep, f"r{i}") for i in range(4)]
+    expect(page.locator("#request-list li.row")).to_have_count(4, timeout=15_000)
+    expect(page.locator("#conn")).to_have_text("live")
+    assert row_ids(page) == sorted(sent, reverse=True)
+    watch.assert_clean()
