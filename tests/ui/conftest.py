@@ -12,8 +12,10 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
 
 from tests.support import ServerProcess
@@ -123,3 +125,54 @@ def page(context: BrowserContext) -> Iterator[Page]:
     p = context.new_page()
     p.set_default_timeout(10_000)
     yield p
+
+
+# --- detail pane helpers (test_detail_views, test_xss, test_curl) -------------------------------------------------
+
+
+@dataclass
+class Inspector:
+    """One endpoint on `ui_server`: send captures to it and open them in its inspector page."""
+
+    server: ServerProcess
+    endpoint: dict[str, Any]
+
+    @property
+    def ingest(self) -> str:
+        return f"{self.server.url}/h/{self.endpoint['id']}"
+
+    def send(
+        self,
+        method: str = "POST",
+        sub: str = "",
+        *,
+        query: str = "",
+        headers: list[tuple[str, str]] | list[tuple[bytes, bytes]] | None = None,
+        body: bytes = b"",
+    ) -> int:
+        url = self.ingest + sub + (f"?{query}" if query else "")
+        resp = httpx.request(method, url, headers=headers, content=body, trust_env=False, timeout=30)
+        assert resp.status_code < 300, resp.text
+        return int(resp.headers["x-hookscope-request-id"])
+
+    def get(self, rid: int) -> dict[str, Any]:
+        data: dict[str, Any] = httpx.get(f"{self.server.url}/api/requests/{rid}", trust_env=False).json()
+        return data
+
+    def raw(self, rid: int) -> bytes:
+        return httpx.get(f"{self.server.url}/api/requests/{rid}/raw", trust_env=False).content
+
+    def open(self, page: Page, rid: int) -> None:
+        """Open the inspector (once) and click the request's row; waits until the detail pane shows it."""
+        inspect_url = f"{self.server.url}/e/{self.endpoint['id']}"
+        if not page.url.startswith(inspect_url):
+            page.goto(inspect_url)
+        page.locator(f'#request-list [data-id="{rid}"]').click()
+        page.locator(f'#detail-main .detail[data-rid="{rid}"]').wait_for()
+
+
+@pytest.fixture
+def inspector(ui_server: ServerProcess) -> Inspector:
+    resp = httpx.post(f"{ui_server.url}/api/endpoints", json={"name": "detail"}, trust_env=False)
+    assert resp.status_code == 201, resp.text
+    return Inspector(ui_server, resp.json())
