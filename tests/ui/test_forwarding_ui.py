@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import re
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -18,8 +17,15 @@ from playwright.sync_api import Page, expect
 from tests.forward.relayproc import RelayProcess
 from tests.support import ServerProcess, free_port
 from tests.ui.conftest import Watch
-from tests.ui.test_provider_ui import STRIPE_SECRET, create_endpoint, mount, patch_endpoint, select, send_stripe, \
-    stripe_event
+from tests.ui.test_provider_ui import (
+    STRIPE_SECRET,
+    create_endpoint,
+    mount,
+    patch_endpoint,
+    select,
+    send_stripe,
+    stripe_event,
+)
 
 DEV_SECRET = "whsec_dev_secret_for_my_laptop_42"
 
@@ -144,7 +150,7 @@ def test_edit_and_replay_sends_the_edited_request(ui_server: ServerProcess, page
     expect(dialog).to_have_count(0)
 
     expect(delivery_rows(page).locator(".hs-status")).to_have_text("200")
-    method, path, got_headers, got_body = target.received[0]
+    method, path, _headers, got_body = target.received[0]
     assert (method, path, got_body) == ("POST", "/orders", b'{"amount": 99}')
     assert target.header(0, "x-custom") == ["edited"]
     assert target.header(0, "x-keep") == ["kept"]
