@@ -241,3 +241,26 @@ def test_panels_on_the_inspector_page(ui_server: ServerProcess, page: Page, watc
     expect(dialog).to_have_count(0)
     expect(page.locator("#ep-name")).to_have_text("renamed <b>shell</b>")
     watch.assert_clean()
+
+
+def test_request_badges_for_summaries(ui_server: ServerProcess, page: Page, watch: Watch) -> None:
+    page.goto(ui_server.url + "/login")
+    shown = page.evaluate("""async () => {
+      const { requestBadges } = await import("/static/js/panels/index.js");
+      const texts = (s) => requestBadges(s).map((b) => [b.dataset.badge, b.textContent, b.title]);
+      return {
+        plain: texts({ id: 1, verification: { status: "unconfigured", reason: "" } }),
+        rejected: texts({ id: 2, rejected: "body_too_large", verification: { status: "unconfigured" } }),
+        valid: texts({ id: 3, provider: "github", event_type: "push", event_id: "d-1", duplicate_of: 1,
+                       verification: { status: "valid", reason: "signature valid (secret 2 of 2, x…y)" } }),
+      };
+    }""")
+    assert shown["plain"] == []
+    assert shown["rejected"] == [["rejected", "413 rejected", "body too large"]]
+    assert shown["valid"] == [
+        ["provider", "github", ""],
+        ["event", "push", "event id d-1"],
+        ["valid", "✓ valid", "signature valid (secret 2 of 2, x…y)"],
+        ["duplicate", "duplicate of #1", "same event id as request #1: d-1"],
+    ]
+    watch.assert_clean()

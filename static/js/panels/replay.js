@@ -172,10 +172,13 @@ function editor(req, ctx, submit) {
   },
   el("h3", null, "Edit and replay #" + req.id),
   el("div", { class: "hs-row" }, field("Method", method), field("Path", path), field("Query", query)),
-  field("Headers (one “Name: value” per line; order and duplicates kept)", headers),
+  field("Headers (one “Name: value” per line; order and duplicates kept)", headers,
+    req.headers_latin1 && req.headers_latin1.length
+      ? "Some header values are not UTF-8: left untouched, all headers are sent as captured; once edited, they are sent as UTF-8."
+      : null),
   field(binary ? "Body (binary, base64)" : "Body", body),
   resign ? el("label", { class: "hs-check" }, resignBox,
-    " Re-sign with the dev secret (" + (resign.signs_with || resign.scheme) + ")") : null,
+    " Re-sign with the " + (resign.signs_with || "dev secret (" + resign.scheme + ")")) : null,
   field("Target", target),
   dialogMsg.node,
   el("div", { class: "hs-buttons" }, sendButton,
