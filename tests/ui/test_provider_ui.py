@@ -219,27 +219,32 @@ def test_settings_shows_api_validation_errors_inline(ui_server: ServerProcess, p
 def test_panels_on_the_inspector_page(ui_server: ServerProcess, page: Page, watch: Watch) -> None:
     """The real page shell calls the entry points: badges in its list, panels under the detail, settings on top."""
     ep = create_endpoint(ui_server, name="shell")
-    patch_endpoint(ui_server, ep["id"], verify={"scheme": "stripe", "secrets": [STRIPE_SECRET]})
     first = send_stripe(ui_server, ep["id"], stripe_event("evt_shell"))
     dup = send_stripe(ui_server, ep["id"], stripe_event("evt_shell"), secret="whsec_wrong")
     page.goto(f"{ui_server.url}/e/{ep['id']}")
     dup_row = page.locator(f'#request-list [data-id="{dup}"]')
-    expect(dup_row.locator("[data-badge=invalid]")).to_have_attribute("title", "signature mismatch")
     expect(dup_row.locator("[data-badge=duplicate]")).to_have_text(f"duplicate of #{first}")
-    expect(page.locator(f'#request-list [data-id="{first}"] [data-badge=valid]')).to_have_text("✓ valid")
-
     dup_row.click()
     panels = page.locator("#detail-forwarding")
-    expect(panels.locator("[data-panel=signature] summary")).to_have_text("Signature: why invalid?")
     expect(panels.locator("[data-panel=replay]")).to_be_visible()
     expect(panels.locator("[data-panel=deliveries] .hs-empty")).to_have_text("No deliveries yet.")
+    expect(panels.locator("[data-panel=signature]")).to_have_count(0)
 
+    # Configuring verification re-checks stored verdicts: the selected request gets its signature helper.
     page.locator("#endpoint-panels .hs-settings-button").click()
     dialog = page.locator("dialog.hs-settings-dialog")
     dialog.locator("input[name=name]").fill("renamed <b>shell</b>")
+    dialog.locator("select[name=verify-scheme]").select_option("stripe")
+    dialog.locator("input[name=verify-secrets-new]").fill(STRIPE_SECRET)
     dialog.get_by_role("button", name="Save").click()
     expect(dialog).to_have_count(0)
     expect(page.locator("#ep-name")).to_have_text("renamed <b>shell</b>")
+    expect(panels.locator("[data-panel=signature] summary")).to_have_text("Signature: why invalid?")
+
+    page.reload()
+    dup_row = page.locator(f'#request-list [data-id="{dup}"]')
+    expect(dup_row.locator("[data-badge=invalid]")).to_have_attribute("title", "signature mismatch")
+    expect(page.locator(f'#request-list [data-id="{first}"] [data-badge=valid]')).to_have_text("✓ valid")
     watch.assert_clean()
 
 

@@ -45,12 +45,19 @@ export function mountEndpointPanels(container, endpoint, ctx) {
   const strip = statusStrip(endpoint.id);
   const settings = el("button", {
     type: "button", class: "hs-settings-button",
-    onclick: () => openSettings(container, ctx.endpoint || endpoint, ctx, (updated) => {
-      if (typeof ctx.setEndpoint === "function") ctx.setEndpoint(updated);
-      else ctx.endpoint = updated;
-      if (typeof ctx.toast === "function") ctx.toast("Settings saved");
-      strip.refresh();
-    }),
+    onclick: () => {
+      const before = ctx.endpoint || endpoint;
+      openSettings(container, before, ctx, (updated) => {
+        if (typeof ctx.setEndpoint === "function") ctx.setEndpoint(updated);
+        else ctx.endpoint = updated;
+        if (typeof ctx.toast === "function") ctx.toast("Settings saved");
+        strip.refresh();
+        // The server re-checked stored verdicts; the selected request's panels (signature helper) follow.
+        if (JSON.stringify(before.verify) !== JSON.stringify(updated.verify) && typeof ctx.refreshSelected === "function") {
+          Promise.resolve(ctx.refreshSelected()).catch(() => {});
+        }
+      });
+    },
   }, "Settings");
   container.append(el("div", { class: "hs-endpoint-panels" }, settings, strip.node));
   mounted.set(container, strip.stop);
