@@ -7,6 +7,7 @@ import { requestBadges } from "./panels/index.js";
 
 /** Rows kept in the DOM. Older ones are dropped as new ones arrive; "load older" fetches them again. */
 export const ROW_CAP = 1000;
+const FRESH_MS = 2500;
 
 export class RequestList {
   constructor(listEl, { onSelect, onChange }) {
@@ -79,6 +80,12 @@ export class RequestList {
       fresh.push(s.id);
     }
     this.listEl.insertBefore(head, this.listEl.firstChild);
+    if (fresh.length) {
+      const nodes = fresh.map((id) => this.rows.get(id).node);
+      setTimeout(() => {
+        for (const node of nodes) node.classList.remove("fresh");
+      }, FRESH_MS);
+    }
     const at = performance.timeOrigin + performance.now();
     for (const id of fresh) document.dispatchEvent(new CustomEvent("hookscope:row", { detail: { id, at } }));
     this.trim();
