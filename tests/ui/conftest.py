@@ -47,7 +47,10 @@ def _browser_missing() -> str | None:
     return None
 
 
-@pytest.fixture(scope="session")
+# Module scope, not session: the sync API keeps an event loop running in this thread while it is started, and a
+# pytest-asyncio test collected after a browser module would then fail with "cannot be called from a running
+# event loop". One Chromium start per module costs well under a second.
+@pytest.fixture(scope="module")
 def playwright_instance() -> Iterator[Playwright]:
     missing = _browser_missing()
     if missing:
@@ -58,7 +61,7 @@ def playwright_instance() -> Iterator[Playwright]:
         yield pw
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     b = playwright_instance.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     yield b
