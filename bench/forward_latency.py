@@ -213,7 +213,8 @@ async def main() -> None:
 
     tmp = Path(tempfile.mkdtemp(prefix="hookscope-bench-"))
     port = free_port()
-    server = subprocess.Popen(
+    # Started once before any measurement, so blocking the loop here is harmless.
+    server = subprocess.Popen(  # noqa: ASYNC220
         [sys.executable, "-m", "app", "serve", "--port", str(port), "--db", str(tmp / "b.db"),
          "--durability", args.durability, "--forward-retry", "50ms,1s,1h", "--retention-count", "0",
          "--log-level", "warning"],
