@@ -57,7 +57,12 @@ function toast(message, kind = "info") {
 }
 
 function setEndpoint(endpoint) {
+  const previous = ctx.endpoint;
   ctx.endpoint = endpoint;
+  // New secrets recompute every stored verdict on the server: the list's badges must follow.
+  if (previous && JSON.stringify(previous.verify ?? null) !== JSON.stringify(endpoint.verify ?? null)) {
+    reloadList().catch(() => {});
+  }
   $("ep-name").textContent = endpoint.name || endpoint.id;
   document.title = baseTitle.replace(/·.*$/, "· " + (endpoint.name || endpoint.id));
   updateTitle();
@@ -207,7 +212,6 @@ async function select(id) {
   if (id === null || id === undefined || Number.isNaN(id)) return;
   list.markSelected(id);
   document.body.classList.add("show-detail");
-  $("delete-selected").disabled = false;
   const token = ++selectToken;
   try {
     const req = await getJSON(`/api/requests/${encodeURIComponent(id)}?max_body=${PREVIEW}`);
@@ -240,7 +244,6 @@ function showPlaceholder(text) {
   delete detailMain.dataset.requestId;
   clear(detailMain).appendChild(el("p", { class: "placeholder muted" }, text));
   clear(detailForwarding);
-  $("delete-selected").disabled = true;
   document.body.classList.remove("show-detail");
 }
 
@@ -304,9 +307,6 @@ function wire() {
   loadMoreBtn.addEventListener("click", loadOlder);
   $("clear-all").addEventListener("click", clearAll);
   $("back").addEventListener("click", () => document.body.classList.remove("show-detail"));
-  $("delete-selected").addEventListener("click", () => {
-    if (list.selectedId !== null) deleteRequest(list.selectedId).catch(() => {});
-  });
   bindKeys({
     next: () => select(list.neighbour(1)),
     previous: () => select(list.neighbour(-1)),

@@ -146,7 +146,8 @@ def test_select_then_delete_one(ui_server: ServerProcess, page: Page, http: http
     row(page, doomed).click()
     expect(row(page, doomed)).to_have_class("row selected")
     expect(page.locator("#detail-main")).to_have_attribute("data-request-id", str(doomed))
-    page.click("#delete-selected")
+    page.locator("#detail-main .delete-request").click()
+    page.locator("#detail-main .confirm-delete").click()
     expect(row(page, doomed)).to_have_count(0)
     expect(row(page, keep)).to_be_visible()
     assert http.get(f"/api/requests/{doomed}").status_code == 404

@@ -240,6 +240,10 @@ def test_panels_on_the_inspector_page(ui_server: ServerProcess, page: Page, watc
     expect(dialog).to_have_count(0)
     expect(page.locator("#ep-name")).to_have_text("renamed <b>shell</b>")
     expect(panels.locator("[data-panel=signature] summary")).to_have_text("Signature: why invalid?")
+    # The list's badges follow the recomputed verdicts at once, without a reload.
+    dup_row = page.locator(f'#request-list [data-id="{dup}"]')
+    expect(dup_row.locator("[data-badge=invalid]")).to_have_attribute("title", "signature mismatch")
+    expect(page.locator(f'#request-list [data-id="{first}"] [data-badge=valid]')).to_have_text("✓ valid")
 
     page.reload()
     dup_row = page.locator(f'#request-list [data-id="{dup}"]')
