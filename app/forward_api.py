@@ -32,6 +32,7 @@ from app.outbound import TargetError, parse_target
 from app.relay import RelayHub
 from app.replay import Edits, Replayer, parse_edits
 from app.resigning import Resigner, from_stored, parse_resign, resigner_of
+from app.security import same_origin
 from app.store.base import RequestQuery
 
 MAX_BULK = 500
@@ -194,6 +195,9 @@ async def forwarding_status(request: Request) -> Response:
 
 
 async def relay_socket(websocket: WebSocket) -> None:
+    if not same_origin(websocket):
+        await websocket.close(1008, "cross-origin websocket refused")
+        return
     hub: RelayHub = websocket.app.state.relays
     await hub.serve(websocket)
 

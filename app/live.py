@@ -33,7 +33,6 @@ import contextlib
 import json
 import logging
 from typing import Any
-from urllib.parse import urlsplit
 
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
@@ -41,6 +40,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 from app.api import endpoint_topic
 from app.hub import Hub, Subscription, SubscriptionEvicted
 from app.models import CapturedRequest
+from app.security import same_origin
 from app.store.base import RequestQuery, Store
 
 log = logging.getLogger("hookscope.live")
@@ -53,23 +53,8 @@ SEND_TIMEOUT = 10.0
 QUEUE_SIZE = 1000
 
 
-def _same_origin(ws: WebSocket) -> bool:
-    """Browsers always send Origin on websockets; non-browser clients (CLI, tests) may omit it."""
-    origin = ws.headers.get("origin")
-    if origin is None:
-        return True
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return False
-    allowed = {ws.headers.get("host", "").lower()}
-    public_url: str | None = ws.app.state.settings.public_url
-    if public_url:
-        allowed.add(urlsplit(public_url).netloc.lower())
-    return parts.netloc.lower() in allowed
-
-
 async def live_socket(ws: WebSocket) -> None:
-    if not _same_origin(ws):
+    if not same_origin(ws):
         await ws.accept()
         await ws.close(1008, "cross-origin websocket refused")
         return

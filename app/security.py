@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.websockets import WebSocket
 
 # No inline script, no foreign origins: captured data can at worst become text.
 CSP = (
@@ -33,3 +36,20 @@ class SecurityHeaders:
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
+
+
+def same_origin(ws: WebSocket) -> bool:
+    """Whether a websocket handshake may proceed: refuses cross-site websocket hijacking (a foreign page opening a
+    socket to a loopback server, where no token is needed). Browsers always send Origin on websockets; non-browser
+    clients (the relay CLI, tests) may omit it."""
+    origin = ws.headers.get("origin")
+    if origin is None:
+        return True
+    parts = urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return False
+    allowed = {ws.headers.get("host", "").lower()}
+    public_url: str | None = ws.app.state.settings.public_url
+    if public_url:
+        allowed.add(urlsplit(public_url).netloc.lower())
+    return parts.netloc.lower() in allowed

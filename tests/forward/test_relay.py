@@ -179,3 +179,18 @@ async def test_relay_requires_token_and_protocol_basics(tmp_path: Path) -> None:
             relays = (await client.get(f"/api/endpoints/{ep['id']}/relays")).json()["relays"]
             assert relays[0]["acked_id"] == req["id"] and relays[0]["connected"] is False
             assert (await client.delete(f"/api/endpoints/{ep['id']}/relays/t")).status_code == 204
+
+
+async def test_relay_socket_refuses_foreign_origins(server: LiveServer, client: httpx.AsyncClient) -> None:
+    # Without a token on loopback, a web page the developer visits could otherwise open the relay socket and read
+    # every capture (cross-site websocket hijacking).
+    ep = await create_endpoint(client)
+    ws_url = server.url.replace("http", "ws") + f"/api/endpoints/{ep['id']}/relay?name=t&from=all"
+    for origin in ("http://evil.example", "null"):
+        with pytest.raises(websockets.exceptions.InvalidStatus) as info:
+            async with websockets.connect(ws_url, origin=origin, proxy=None):  # type: ignore[arg-type]
+                pass
+        assert info.value.response.status_code == 403
+    own = f"http://127.0.0.1:{server.port}"
+    async with websockets.connect(ws_url, origin=own, proxy=None) as ws:  # type: ignore[arg-type]
+        assert json.loads(await ws.recv())["type"] == "hello"
