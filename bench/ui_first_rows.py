@@ -93,7 +93,8 @@ def main() -> None:
                 page = context.new_page()
                 page.add_init_script(OBSERVE)
                 page.goto(f"{srv.url}/e/{endpoint_id}")
-                page.wait_for_function("window.__firstRow !== null", timeout=30_000)
+                # A selector wait, not wait_for_function: the page's CSP forbids the eval that a string predicate needs.
+                page.wait_for_selector("#request-list li.row", timeout=30_000)
                 ms = float(page.evaluate("window.__firstRow"))
                 shown = page.locator("#request-list li.row").count()
                 timings.append(ms)
