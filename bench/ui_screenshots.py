@@ -10,9 +10,12 @@ Seeds a fresh server with realistic captures: a Stripe event, a GitHub push, a f
 from __future__ import annotations
 
 import argparse
+import hashlib
+import hmac
 import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -36,6 +39,9 @@ GITHUB = {"ref": "refs/heads/main", "before": "4f1c0a9", "after": "9b2e7d1",
           "pusher": {"name": "octocat"}, "commits": [{"id": "9b2e7d1", "message": "Fix the parser"}]}
 
 
+STRIPE_SECRET = "whsec_screenshots_only"
+
+
 def seed(srv: ServerProcess) -> dict[str, str]:
     c = httpx.Client(base_url=srv.url, trust_env=False)
     shop = c.post("/api/endpoints", json={"name": "shop staging"}).json()
@@ -48,9 +54,15 @@ def seed(srv: ServerProcess) -> dict[str, str]:
            headers={"content-type": "application/json", "x-github-event": "push",
                     "x-github-delivery": "72d3162e-cc78-11e3-81ab-4c9367dc0958", "user-agent": "GitHub-Hookshot/5"})
     c.get(f"{h}/health?probe=1")
-    c.post(f"{h}/stripe?account=acct_42", content=json.dumps(STRIPE, indent=2).encode(),
-           headers={"content-type": "application/json", "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
-                    "stripe-signature": "t=1717000000,v1=" + "5257a869e7ecebeda32affa62cdca3fa" * 2})
+    c.patch(f"/api/endpoints/{shop['id']}", json={"verify": {"scheme": "stripe", "secrets": [STRIPE_SECRET]}})
+    body = json.dumps(STRIPE, indent=2).encode()
+    headers = {"content-type": "application/json", "user-agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)"}
+    # The same event twice (a provider retry, signed afresh), then once with a forged signature.
+    for secret in (STRIPE_SECRET, STRIPE_SECRET, "whsec_forged"):
+        stamp = str(int(time.time()))
+        sig = hmac.new(secret.encode(), stamp.encode() + b"." + body, hashlib.sha256).hexdigest()
+        c.post(f"{h}/stripe?account=acct_42", content=body,
+               headers={**headers, "stripe-signature": f"t={stamp},v1={sig}"})
     return shop
 
 
@@ -78,6 +90,13 @@ def main() -> None:
                 expect(page.locator("#detail-main")).to_have_attribute("data-request-id", str(
                     page.locator("#request-list li.row").first.get_attribute("data-id")))
                 page.screenshot(path=str(args.out / f"inspector-{scheme}-{device}.png"))
+                if device == "desktop":
+                    page.locator("#detail-main .body-views").scroll_into_view_if_needed()
+                    page.screenshot(path=str(args.out / f"inspector-body-{scheme}-{device}.png"))
+                    page.locator("#endpoint-panels .hs-settings-button").click()
+                    expect(page.locator("dialog.hs-settings-dialog")).to_be_visible()
+                    page.screenshot(path=str(args.out / f"settings-{scheme}-{device}.png"))
+                    page.keyboard.press("Escape")
                 if device == "phone":
                     page.click("#back")
                     page.screenshot(path=str(args.out / f"inspector-list-{scheme}-{device}.png"))
