@@ -42,6 +42,7 @@ from app.hub import Hub, Subscription, SubscriptionEvicted
 from app.models import CapturedRequest
 from app.security import same_origin
 from app.store.base import RequestQuery, Store
+from app.tasks import first_completed
 
 log = logging.getLogger("hookscope.live")
 
@@ -96,14 +97,7 @@ async def _serve(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: st
     receiver = asyncio.create_task(_receive(ws), name="live-receiver")
     sender = asyncio.create_task(_stream(ws, store, sub, endpoint_id, cursor), name="live-sender")
     tasks = [receiver, sender]
-    try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for t in tasks:
-            t.cancel()
-        for t in tasks:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await t
+    done = await first_completed(tasks)
     for t in done:
         if t.cancelled():
             continue

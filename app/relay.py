@@ -45,6 +45,7 @@ from app.models import CapturedRequest, Endpoint
 from app.passthrough import Passthrough
 from app.resigning import resigner_of
 from app.store.base import Store
+from app.tasks import first_completed
 
 log = logging.getLogger("hookscope.relay")
 
@@ -144,14 +145,7 @@ class RelayHub:
                 asyncio.create_task(self._receiver(ws, session, window), name="relay-receiver"),
                 asyncio.create_task(self._pinger(ws, session), name="relay-pinger"),
             ]
-            try:
-                done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                for t in tasks:
-                    t.cancel()
-                for t in tasks:
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await t
+            done = await first_completed(tasks)
             for t in done:
                 error = t.exception()
                 if error is not None and not isinstance(error, WebSocketDisconnect | OSError):

@@ -30,6 +30,7 @@ from websockets.asyncio.client import ClientConnection
 
 from app.http1 import HttpClient, ProtocolError
 from app.outbound import Outgoing, Target, TargetError, build_outgoing, parse_target
+from app.tasks import first_completed
 
 KEEP_PLAIN = 64 * 1024
 KEEP_PASSTHROUGH = 1024 * 1024
@@ -233,17 +234,9 @@ class RelayClient:
                 await ws.send('{"type":"ping"}')
 
         tasks = [asyncio.create_task(c) for c in (receiver(), deliverer(), watchdog(), self.stopping.wait())]
-        try:
-            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-            for t in done:
-                if not t.cancelled() and t.exception() is not None:
-                    raise t.exception()  # type: ignore[misc]
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+        for t in await first_completed(tasks):
+            if not t.cancelled() and t.exception() is not None:
+                raise t.exception()  # type: ignore[misc]
         return fatal[0]
 
     async def _handle(self, msg: dict[str, Any]) -> str:

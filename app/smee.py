@@ -28,6 +28,7 @@ from app.feed import CaptureFeed
 from app.models import CapturedRequest, Endpoint, latin1_to_display
 from app.outbound import HOP_BY_HOP
 from app.store.base import Store
+from app.tasks import first_completed
 
 # Not request fields but hop framing; smee-client sets its own Content-Length, and fetch refuses some of these.
 _SKIP = {n.decode() for n in HOP_BY_HOP} | {"content-length", "host"}
@@ -121,14 +122,7 @@ class SmeeStream:
             asyncio.create_task(self._pings(send)),
             asyncio.create_task(_until_disconnect(receive)),
         ]
-        try:
-            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for t in tasks:
-                t.cancel()
-            for t in tasks:
-                with contextlib.suppress(asyncio.CancelledError, Exception):
-                    await t
+        await first_completed(tasks)
         with contextlib.suppress(Exception):
             await send({"type": "http.response.body", "body": b""})
 
