@@ -16,7 +16,7 @@ from app.awareness import reverify, signed_request, verify_config
 from app.endpoint_schema import endpoint_json, parse_endpoint_input
 from app.errors import ApiError
 from app.hub import Hub, SubscriptionEvicted
-from app.models import CapturedRequest, Endpoint, ResponseSpec
+from app.models import CapturedRequest, Endpoint, RequestsRemoved, ResponseSpec
 from app.providers import explain
 from app.store.base import RequestQuery, Store
 
@@ -182,6 +182,7 @@ async def list_requests(request: Request) -> Response:
 async def clear_requests(request: Request) -> Response:
     ep = get_endpoint(request)
     removed = await store_of(request).clear_requests(ep.id)
+    _announce(request, RequestsRemoved(ep.id, None))
     return JSONResponse({"deleted": removed})
 
 
@@ -234,7 +235,14 @@ async def signature_help(request: Request) -> Response:
 async def delete_request(request: Request) -> Response:
     req = await get_captured(request)
     await store_of(request).delete_request(req.id)
+    _announce(request, RequestsRemoved(req.endpoint_id, (req.id,)))
     return Response(status_code=204)
+
+
+def _announce(request: Request, event: RequestsRemoved) -> None:
+    """After COMMIT: open inspector pages of the endpoint drop the rows (app/live.py)."""
+    hub: Hub = request.app.state.hub
+    hub.publish(endpoint_topic(event.endpoint_id), event)
 
 
 async def wait_for_request(request: Request) -> Response:

@@ -39,7 +39,7 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.api import endpoint_topic
 from app.hub import Hub, Subscription, SubscriptionEvicted
-from app.models import CapturedRequest
+from app.models import CapturedRequest, RequestsRemoved
 from app.security import same_origin
 from app.store.base import RequestQuery, Store
 from app.tasks import first_completed
@@ -128,6 +128,15 @@ async def _stream(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: s
             if isinstance(item, CapturedRequest) and item.id > cursor:
                 batch.append(item)
                 cursor = item.id
+            elif isinstance(item, RequestsRemoved):
+                # Keep the order of events: rows captured before the delete go out before it.
+                if batch:
+                    await _send_requests(ws, batch)
+                    batch = []
+                if item.ids is None:
+                    await _send(ws, {"type": "cleared"})
+                else:
+                    await _send(ws, {"type": "deleted", "ids": list(item.ids)})
         if batch:
             await _send_requests(ws, batch)
 

@@ -107,6 +107,14 @@ class NewRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class RequestsRemoved:
+    """Hub event after a delete commits, so other open pages drop the rows. ids None: the endpoint was cleared."""
+
+    endpoint_id: str
+    ids: tuple[int, ...] | None
+
+
+@dataclass(frozen=True, slots=True)
 class CapturedRequest:
     id: int
     endpoint_id: str

@@ -96,6 +96,21 @@ async def test_without_after_streams_only_new_requests(server: LiveServer, clien
         assert f["type"] == "requests" and [r["id"] for r in f["requests"]] == new
 
 
+async def test_deletes_and_clears_reach_open_pages_in_order(server: LiveServer, client: httpx.AsyncClient) -> None:
+    ep = await create_endpoint(client)
+    first = await post(client, ep["id"], 2)
+    async with websockets.connect(ws_url(server, ep["id"]), proxy=None) as ws:
+        hello = await frame(ws)
+        assert (await frame(ws)) == {"type": "synced", "last_id": hello["last_id"]}
+        assert (await client.delete(f"/api/requests/{first[0]}")).status_code == 204
+        assert (await frame(ws)) == {"type": "deleted", "ids": [first[0]]}
+        later = await post(client, ep["id"], 1, "later")
+        f = await frame(ws)
+        assert [r["id"] for r in f["requests"]] == later
+        assert (await client.delete(f"/api/endpoints/{ep['id']}/requests")).json() == {"deleted": 2}
+        assert (await frame(ws)) == {"type": "cleared"}
+
+
 async def test_other_endpoints_requests_are_not_streamed(server: LiveServer, client: httpx.AsyncClient) -> None:
     ep = await create_endpoint(client)
     other = await create_endpoint(client)

@@ -261,6 +261,27 @@ async function deleteRequest(rid) {
   if (wasSelected) showPlaceholder("Request deleted.");
 }
 
+// Deletes made elsewhere (another tab, the API) arrive over the live socket.
+function removedElsewhere(ids) {
+  const gone = new Set(ids);
+  heldWhilePaused = heldWhilePaused.filter((r) => !gone.has(r.id));
+  newCountBtn.textContent = `${heldWhilePaused.length} new`;
+  newCountBtn.hidden = heldWhilePaused.length === 0;
+  const selectedGone = list.selectedId !== null && gone.has(list.selectedId);
+  for (const id of ids) list.remove(id);
+  listChanged();
+  if (selectedGone) showPlaceholder("This request was deleted.");
+}
+
+function clearedElsewhere() {
+  list.clear();
+  heldWhilePaused = [];
+  newCountBtn.hidden = true;
+  hasMore = false;
+  listChanged();
+  showPlaceholder("All requests deleted.");
+}
+
 async function clearAll() {
   const ok = await confirmAction("Delete every request captured by this endpoint? This cannot be undone.",
     "Delete all");
@@ -336,6 +357,8 @@ async function start() {
     onRequests: onLive,
     onState: setConn,
     onReset: () => reloadList(),
+    onDeleted: removedElsewhere,
+    onCleared: clearedElsewhere,
   });
   live.start();
   await endpointLoad;

@@ -7,7 +7,8 @@ const PING_EVERY = 25000;
 
 export class LiveConnection {
   /**
-   * handlers: onRequests(summaries), onState("connecting" | "live" | "reconnecting"), onReset(), onSynced()
+   * handlers: onRequests(summaries), onState("connecting" | "live" | "reconnecting"), onReset(), onSynced(),
+   *   onDeleted(ids), onCleared()
    */
   constructor(endpointId, after, handlers) {
     this.endpointId = endpointId;
@@ -94,6 +95,13 @@ export class LiveConnection {
         if (fresh.length) this.handlers.onRequests(fresh);
         break;
       }
+      case "deleted":
+        // Another page (or the API) deleted rows of this endpoint.
+        if (this.handlers.onDeleted) this.handlers.onDeleted((frame.ids || []).filter((id) => typeof id === "number"));
+        break;
+      case "cleared":
+        if (this.handlers.onCleared) this.handlers.onCleared();
+        break;
       case "synced":
         if (typeof frame.last_id === "number" && (this.after === null || frame.last_id > this.after)) {
           this.after = frame.last_id;

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
-from playwright.sync_api import Page, expect
+from playwright.sync_api import BrowserContext, Page, expect
 
 from tests.support import ServerProcess
 from tests.ui.conftest import Watch
@@ -91,4 +91,31 @@ def test_restart_while_live_backfills_what_was_missed(ui_server: ServerProcess, 
     expect(page.locator("#request-list li.row")).to_have_count(4, timeout=15_000)
     expect(page.locator("#conn")).to_have_text("live")
     assert row_ids(page) == sorted(sent, reverse=True)
+    watch.assert_clean()
+
+
+def test_deletes_in_one_tab_reach_the_other(ui_server: ServerProcess, context: BrowserContext,
+                                             watch: Watch) -> None:
+    ep = new_endpoint(ui_server)
+    ids = [send(ep, f"r{i}") for i in range(3)]
+    here, there = context.new_page(), context.new_page()
+    for p in (here, there):
+        p.goto(f"{ui_server.url}/e/{ep['id']}")
+        expect(p.locator("#request-list li.row")).to_have_count(3)
+        expect(p.locator("#conn")).to_have_text("live")
+    there.locator(f'#request-list li[data-id="{ids[1]}"]').click()
+    expect(there.locator("#detail-main")).to_have_attribute("data-request-id", str(ids[1]))
+
+    here.locator(f'#request-list li[data-id="{ids[1]}"]').click()
+    here.locator("#detail-main .delete-request").click()
+    here.locator("#detail-main .confirm-delete").click()
+    expect(there.locator("#request-list li.row")).to_have_count(2)
+    assert row_ids(there) == [ids[2], ids[0]]
+    expect(there.locator("#detail-main")).to_contain_text("This request was deleted.")
+
+    here.click("#clear-all")
+    here.click("#confirm-ok")
+    expect(there.locator("#request-list li.row")).to_have_count(0)
+    later = send(ep, "later")
+    expect(there.locator(f'#request-list li[data-id="{later}"]')).to_be_visible()
     watch.assert_clean()
