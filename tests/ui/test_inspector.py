@@ -320,3 +320,37 @@ def test_hostile_captured_data_is_text(ui_server: ServerProcess, page: Page, htt
     expect(row(page, live)).to_be_visible()
     assert page.locator("#request-list svg").count() == 0
     watch.assert_clean()
+
+
+def test_row_cap_drops_oldest_rows_but_keeps_the_selected_one(ui_server: ServerProcess, page: Page,
+                                                               watch: Watch) -> None:
+    # The cap is a property of the list module; filling a real endpoint with 1,000+ captures would only slow this.
+    page.goto(ui_server.url + "/login")
+    result = page.evaluate("""async () => {
+      const { RequestList, ROW_CAP } = await import("/static/js/list.js");
+      const ol = document.createElement("ol");
+      document.body.appendChild(ol);
+      const list = new RequestList(ol, { onSelect: () => {}, onChange: () => {} });
+      const summary = (id) => ({ id, method: "POST", path: "/p" + id, query: "", received_at: new Date().toISOString(),
+        body_size: 1, content_type: "text/plain", client: "127.0.0.1", rejected: null, provider: null,
+        event_type: null, event_id: null, verification: { status: "unconfigured", reason: "" }, duplicate_of: null });
+      const older = [];
+      for (let id = 600; id >= 1; id--) older.push(summary(id));
+      list.addPage(older);
+      list.markSelected(1);
+      const live = [];
+      for (let id = 601; id <= 1100; id++) live.push(summary(id));
+      list.addLive(live);
+      list.flush();
+      const ids = [...ol.children].map((li) => Number(li.dataset.id));
+      return { cap: ROW_CAP, size: list.size, dom: ids.length, first: ids[0], last: ids[ids.length - 1],
+               hasSelected: ids.includes(1), has101: ids.includes(101), has102: ids.includes(102),
+               trimmed: list.trimmed };
+    }""")
+    assert result["cap"] == 1000
+    assert result["size"] == result["dom"] == 1000
+    assert result["first"] == 1100 and result["last"] == 1  # newest on top; the selected oldest row survives
+    # 1,100 rows, cap 1,000: rows 2..101 dropped (the selected row 1 is kept), 102 is the oldest unselected left.
+    assert result["hasSelected"] and not result["has101"] and result["has102"]
+    assert result["trimmed"] is True
+    watch.assert_clean()
