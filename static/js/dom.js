@@ -12,7 +12,11 @@ export function el(tag, attrs = null, ...children) {
       if (value === null || value === undefined || value === false) continue;
       if (key === "class") node.className = value;
       else if (key === "dataset") Object.assign(node.dataset, value);
-      else if (key.startsWith("on") && typeof value === "function") node.addEventListener(key.slice(2), value);
+      else if (key.startsWith("on")) {
+        // Handlers are functions only: an "on..." attribute from a string would be inline script (the CSP blocks
+        // it too, but it must never be written in the first place).
+        if (typeof value === "function") node.addEventListener(key.slice(2), value);
+      }
       else if (key === "text") node.textContent = String(value);
       else if (key === "href" || key === "src") node.setAttribute(key, safeUrl(value));
       else node.setAttribute(key, value === true ? "" : String(value));
