@@ -119,19 +119,26 @@ async def replay_many(request: Request) -> Response:
     store = store_of(request)
     ids = data.get("ids")
     if ids is not None:
-        if not isinstance(ids, list) or len(ids) > MAX_BULK or not all(isinstance(i, int) for i in ids):
+        if not isinstance(ids, list) or len(ids) > MAX_BULK or not all(_is_id(i) for i in ids):
             raise ApiError(400, "invalid_replay", f"ids must be a list of at most {MAX_BULK} request ids")
         found = [await store.get_request(i) for i in sorted(set(ids))]
         reqs = [r for r in found if r is not None and r.endpoint_id == ep.id]
     else:
         methods = data.get("method") or ""
+        text = data.get("q") or None
         limit = data.get("limit", 100)
-        if not isinstance(limit, int) or not 1 <= limit <= MAX_BULK or not isinstance(methods, str):
-            raise ApiError(400, "invalid_replay", f"limit must be 1-{MAX_BULK}; method a comma-separated list")
+        if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_BULK:
+            raise ApiError(400, "invalid_replay", f"limit must be an integer from 1 to {MAX_BULK}")
+        if not isinstance(methods, str) or not (text is None or (isinstance(text, str) and len(text) <= 1000)):
+            raise ApiError(400, "invalid_replay", "method must be a comma-separated string; q text (1,000 at most)")
+        bounds = {name: data.get(name) for name in ("before", "after")}
+        for name, value in bounds.items():
+            if value is not None and not _is_id(value):
+                raise ApiError(400, "invalid_replay", f"{name} must be a request id (a non-negative integer)")
         query = RequestQuery(
-            before=data.get("before"), after=data.get("after"), limit=limit,
+            before=bounds["before"], after=bounds["after"], limit=limit,
             methods=tuple(m.strip().upper() for m in methods.split(",") if m.strip()),
-            text=data.get("q") or None,
+            text=text,
         )
         summaries = sorted(await store.list_requests(ep.id, query), key=lambda r: r.id)
         reqs = [r for r in [await store.get_request(s.id) for s in summaries] if r is not None]
@@ -139,6 +146,11 @@ async def replay_many(request: Request) -> Response:
     resigner = _resigner_for(ep, data)
     deliveries = [await replayer.replay(r, target, Edits(), resigner) for r in reqs if not r.rejected]
     return JSONResponse({"deliveries": [d.to_json() for d in deliveries]})
+
+
+def _is_id(value: Any) -> bool:
+    # JSON true is an int to Python; ids beyond SQLite's 64-bit range would overflow the query.
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**63
 
 
 async def _delivery(request: Request) -> Any:

@@ -69,3 +69,36 @@ def test_random_list_parameters_never_500(proc_client: tuple[httpx.Client, str],
     _check(client.get("/api/requests/1", params=query))
     resp = client.post(f"/h/{ep}/{quote(path, safe='/')}", params=query)
     assert resp.status_code in (200, 404), resp.text
+
+
+targets = st.sampled_from([None, "", 5, [], "ftp://x/", "http://10.0.0.1/", "http://127.0.0.1:9/closed", "http://[::1"])
+replay_fields = st.dictionaries(
+    st.sampled_from(["method", "path", "query", "headers", "body", "body_encoding", "resign", "ids", "q", "after",
+                     "before", "limit"]),
+    json_values | st.integers(min_value=-(2**70), max_value=2**70) | st.lists(st.integers(), max_size=3),
+    max_size=5,
+)
+forward_options = st.dictionaries(
+    st.sampled_from(["forward_targets", "passthrough", "resign", "replay_target"]), json_values, max_size=3
+)
+
+
+ids = st.integers(-(2**70), 2**70) | st.text(max_size=8)
+
+
+@FAST
+@given(body=replay_fields, target=targets, options=forward_options, ident=ids)
+def test_random_forwarding_api_input_never_500(proc_client: tuple[httpx.Client, str], body: dict[str, Any],
+                                              target: Any, options: dict[str, Any], ident: Any) -> None:
+    client, ep = proc_client
+    payload = {**body, "target": target} if target is not None else body
+    _check(client.post("/api/requests/1/replay", content=json.dumps(payload)))
+    _check(client.post(f"/api/endpoints/{ep}/replay", content=json.dumps(payload)))
+    _check(client.patch(f"/api/endpoints/{ep}", content=json.dumps(options)))
+    # Leave the shared endpoint forwarding nowhere, whatever the PATCH above set.
+    _check(client.patch(f"/api/endpoints/{ep}", json={"forward_targets": None, "passthrough": None}))
+    ident_path = quote(str(ident), safe="")
+    for path in (f"/api/deliveries/{ident_path}", f"/api/requests/{ident_path}/deliveries",
+                 f"/api/endpoints/{ep}/relays/{ident_path}"):
+        _check(client.get(path) if "relays" not in path else client.delete(path))
+    _check(client.post(f"/api/deliveries/{ident_path}/retry"))
