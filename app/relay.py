@@ -172,7 +172,7 @@ class RelayHub:
                 value = int(start) - 1
             except ValueError:
                 raise ValueError("from must be 'now', 'all' or a request id") from None
-            if value < 0:
+            if not 0 <= value < 2**63 - 1:
                 raise ValueError("from must be a positive request id")
         return await self.store.set_cursor("relay", ep.id, name, value, force=True)
 

@@ -194,3 +194,23 @@ async def test_relay_socket_refuses_foreign_origins(server: LiveServer, client: 
     own = f"http://127.0.0.1:{server.port}"
     async with websockets.connect(ws_url, origin=own, proxy=None) as ws:  # type: ignore[arg-type]
         assert json.loads(await ws.recv())["type"] == "hello"
+
+
+async def test_relay_socket_refuses_bad_names_and_starts(server: LiveServer, client: httpx.AsyncClient) -> None:
+    ep = await create_endpoint(client)
+    base = server.url.replace("http", "ws") + f"/api/endpoints/{ep['id']}/relay?"
+    cases = {
+        "name=t&from=abc": "invalid_from",
+        "name=t&from=0": "invalid_from",
+        "name=t&from=-1": "invalid_from",
+        "name=t&from=99999999999999999999999": "invalid_from",  # beyond SQLite's integers: was an uncaught error
+        "name=" + "x" * 101: "invalid_name",
+        "name=%00": "invalid_name",
+        "from=all": "invalid_name",
+    }
+    for query, code in cases.items():
+        async with websockets.connect(base + query, proxy=None) as ws:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 5))
+            assert frame["type"] == "error" and frame["code"] == code, (query, frame)
+    async with websockets.connect(base + "name=t&from=1", proxy=None) as ws:
+        assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "hello"
