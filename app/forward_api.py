@@ -4,8 +4,9 @@ Routes (all under the API token when one is set):
   GET    /api/requests/{rid}/deliveries        {"deliveries": [Delivery], "queued": [{"kind", "target"}]}
   POST   /api/requests/{rid}/replay            {"target"?, "method"?, "path"?, "query"?, "headers"?, "body"?,
                                                "body_encoding"?} -> 201 Delivery
-  POST   /api/endpoints/{id}/replay            {"target"?, "ids"?, "method"?, "q"?, "after"?, "before"?,
-                                               "limit"?} -> {"deliveries": [Delivery]} (capture order)
+  POST   /api/endpoints/{id}/replay            {"target"?, "ids"?, "method"?, "q"?, "verification"?, "duplicate"?,
+                                               "provider"?, "after"?, "before"?, "limit"?}
+                                               -> {"deliveries": [Delivery]} (capture order)
   GET    /api/deliveries/{did}                 Delivery
   POST   /api/deliveries/{did}/retry           Delivery (forward and replay deliveries)
   GET    /api/endpoints/{id}/relays            {"relays": [RelayStatus]}
@@ -135,10 +136,17 @@ async def replay_many(request: Request) -> Response:
         for name, value in bounds.items():
             if value is not None and not _is_id(value):
                 raise ApiError(400, "invalid_replay", f"{name} must be a request id (a non-negative integer)")
+        verification = data.get("verification") or None
+        if verification not in (None, "valid", "invalid", "unconfigured"):
+            raise ApiError(400, "invalid_replay", "verification must be valid, invalid or unconfigured")
+        duplicate = data.get("duplicate")
+        provider = data.get("provider") or None
+        if not isinstance(duplicate, bool | None) or not isinstance(provider, str | None):
+            raise ApiError(400, "invalid_replay", "duplicate must be true or false; provider a name")
         query = RequestQuery(
             before=bounds["before"], after=bounds["after"], limit=limit,
             methods=tuple(m.strip().upper() for m in methods.split(",") if m.strip()),
-            text=text,
+            text=text, verification=verification, duplicate=duplicate, provider=provider,
         )
         summaries = sorted(await store.list_requests(ep.id, query), key=lambda r: r.id)
         reqs = [r for r in [await store.get_request(s.id) for s in summaries] if r is not None]

@@ -1,5 +1,6 @@
 // Entry module of the inspector page (/e/{id}): wires the list, filters, live connection, keyboard and the
 // detail/panel modules of the other parts (contract: static/js/context.md).
+import { openBulkReplay } from "./bulk.js";
 import { el, clear } from "./dom.js";
 import { getJSON, del, ApiError } from "./api.js";
 import { RequestList } from "./list.js";
@@ -327,6 +328,7 @@ function wire() {
   newCountBtn.addEventListener("click", () => setPaused(false));
   loadMoreBtn.addEventListener("click", loadOlder);
   $("clear-all").addEventListener("click", clearAll);
+  $("replay-shown").addEventListener("click", () => openBulkReplay(ctx, filters.params(), list.size));
   $("back").addEventListener("click", () => document.body.classList.remove("show-detail"));
   bindKeys({
     next: () => select(list.neighbour(1)),

@@ -328,3 +328,35 @@ def test_deliveries_poll_stops_when_the_request_is_deselected(ui_server: ServerP
     assert polls.count(first) <= left + 1  # at most one already in flight at the switch
     assert polls.count(second) >= 3
     watch.assert_clean()
+
+
+def test_replay_shown_replays_what_the_filters_show_in_capture_order(ui_server: ServerProcess, page: Page,
+                                                                      watch: Watch, target: Target) -> None:
+    ep = create_endpoint(ui_server, name="bulk")
+    posts = [capture(ui_server, ep["id"], f"post {i}".encode(), [("content-type", "text/plain")], f"/p{i}")
+             for i in range(3)]
+    httpx.get(f"{ui_server.url}/h/{ep['id']}/skipped", trust_env=False)
+    page.goto(f"{ui_server.url}/e/{ep['id']}")
+    expect(page.locator("#request-list li.row")).to_have_count(4)
+    page.select_option("#f-method", "POST")
+    expect(page.locator("#request-list li.row")).to_have_count(3)
+
+    page.click("#replay-shown")
+    dialog = page.locator("dialog.bulk-replay-dialog")
+    expect(dialog).to_contain_text("method POST")
+    dialog.locator("input[name=bulk-target]").fill("http://10.0.0.1/")
+    dialog.get_by_role("button", name="Replay").click()
+    expect(page.locator(".toast")).to_contain_text("0 delivered, 3 not")  # refused by the SSRF guard, as data
+    page.click("#replay-shown")
+    dialog.locator("input[name=bulk-target]").fill(target.url + "/bulk")
+    dialog.get_by_role("button", name="Replay").click()
+    expect(page.locator(".toast").last).to_contain_text("Replayed 3 request(s): 3 delivered")
+    assert [(m, p, body) for m, p, _, body in target.received] == [
+        ("POST", f"/bulk/p{i}", f"post {i}".encode()) for i in range(3)
+    ]
+    # The target is remembered for the next replay.
+    saved = httpx.get(f"{ui_server.url}/api/endpoints/{ep['id']}", trust_env=False).json()
+    assert saved["replay_target"] == target.url + "/bulk"
+    page.locator(f'#request-list li[data-id="{posts[0]}"]').click()
+    expect(delivery_rows(page)).to_have_count(2)
+    watch.assert_clean()
