@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
+import hmac
 import time
 from pathlib import Path
 
@@ -106,3 +108,25 @@ async def test_replay_many_in_capture_order(tmp_path: Path) -> None:
             assert [r.body for r in target.received] == [b"0", b"1", b"3", b"4"]
         no_target = await client.post(f"/api/endpoints/{ep['id']}/replay", json={"target": "ftp://x"})
         assert no_target.status_code == 400
+
+
+async def test_replay_many_with_verdict_and_duplicate_filters(client: httpx.AsyncClient) -> None:
+    ep = await create_endpoint(client, verify={"scheme": "github", "secrets": ["s3cret"]})
+    event = b'{"action": "opened"}'
+    good = "sha256=" + hmac.new(b"s3cret", event, hashlib.sha256).hexdigest()
+    headers = {"x-github-event": "issues", "x-github-delivery": "d-1", "content-type": "application/json"}
+    for sig in (good, "sha256=" + "0" * 64, good):  # valid, then invalid, then a valid retry of the same delivery
+        await client.post(f"/h/{ep['id']}/gh", content=event, headers={**headers, "x-hub-signature-256": sig})
+    async with RecordingTarget() as target:
+        invalid = await client.post(f"/api/endpoints/{ep['id']}/replay",
+                                    json={"target": target.url, "verification": "invalid"})
+        assert [d["request_id"] for d in invalid.json()["deliveries"]] == [2]
+        dups = await client.post(f"/api/endpoints/{ep['id']}/replay", json={"duplicate": True, "limit": 5})
+        assert [d["request_id"] for d in dups.json()["deliveries"]] == [2, 3]
+        originals = await client.post(f"/api/endpoints/{ep['id']}/replay",
+                                      json={"duplicate": False, "verification": "valid"})
+        assert [d["request_id"] for d in originals.json()["deliveries"]] == [1]
+        assert len(target.received) == 4
+    for bad in ({"verification": "maybe"}, {"duplicate": "yes"}, {"provider": 5}):
+        resp = await client.post(f"/api/endpoints/{ep['id']}/replay", json=bad)
+        assert resp.status_code == 400 and resp.json()["error"]["code"] == "invalid_replay"
