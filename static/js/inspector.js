@@ -257,13 +257,11 @@ async function deleteRequest(rid) {
       throw err;
     }
   }
-  const wasSelected = list.selectedId === rid;
-  list.remove(rid);
-  if (wasSelected) showPlaceholder("Request deleted.");
+  dropRows([rid], "Request deleted.");
 }
 
-// Deletes made elsewhere (another tab, the API) arrive over the live socket.
-function removedElsewhere(ids) {
+// Rows deleted here, or elsewhere (another tab, the API: those arrive over the live socket).
+function dropRows(ids, note) {
   const gone = new Set(ids);
   heldWhilePaused = heldWhilePaused.filter((r) => !gone.has(r.id));
   newCountBtn.textContent = `${heldWhilePaused.length} new`;
@@ -271,10 +269,10 @@ function removedElsewhere(ids) {
   const selectedGone = list.selectedId !== null && gone.has(list.selectedId);
   for (const id of ids) list.remove(id);
   listChanged();
-  if (selectedGone) showPlaceholder("This request was deleted.");
+  if (selectedGone) showPlaceholder(note);
 }
 
-function clearedElsewhere() {
+function showCleared() {
   list.clear();
   heldWhilePaused = [];
   newCountBtn.hidden = true;
@@ -289,12 +287,7 @@ async function clearAll() {
   if (!ok) return;
   try {
     const result = await del(`${apiBase}/requests`);
-    list.clear();
-    heldWhilePaused = [];
-    newCountBtn.hidden = true;
-    hasMore = false;
-    listChanged();
-    showPlaceholder("All requests deleted.");
+    showCleared();
     toast(`Deleted ${result ? result.deleted : 0} requests.`);
   } catch (err) {
     toast(`Could not clear: ${err.message}`, "error");
@@ -359,8 +352,8 @@ async function start() {
     onRequests: onLive,
     onState: setConn,
     onReset: () => reloadList(),
-    onDeleted: removedElsewhere,
-    onCleared: clearedElsewhere,
+    onDeleted: (ids) => dropRows(ids, "This request was deleted."),
+    onCleared: showCleared,
   });
   live.start();
   await endpointLoad;
