@@ -28,7 +28,8 @@ SUMMARY_COLUMNS = (
     "id, endpoint_id, received_at, method, path, query, headers, content_type, body_size, client, "
     "http_version, rejected, body_file, provider, event_type, event_id, verify_status, verify_reason, duplicate_of"
 )
-BODY_INDEX = 19
+# The body column follows the summary ones; derived, so a migration that adds a summary column cannot stale it.
+BODY_INDEX = SUMMARY_COLUMNS.count(",") + 1
 
 
 def encode_headers(headers: tuple[tuple[str, str], ...]) -> str:
@@ -104,7 +105,6 @@ class SQLiteStore(DeliveryQueries, Store):
         self._endpoints: dict[str, Endpoint] = {}
         self._listeners: list[RequestListener] = []
         self._endpoint_listeners: list[Callable[[str, Endpoint | None], None]] = []
-        self.summary_columns = SUMMARY_COLUMNS
 
     # lifecycle ---------------------------------------------------------------------------------------------
     def _connect_writer(self) -> sqlite3.Connection:
@@ -176,9 +176,6 @@ class SQLiteStore(DeliveryQueries, Store):
                 listener(endpoint_id, ep)
             except Exception:
                 log.exception("endpoint listener failed")
-
-    def _decode_request(self, row: Any, body: bytes | None) -> CapturedRequest:
-        return _row_to_request(row, body)
 
     async def update_endpoint(
         self,
@@ -371,6 +368,9 @@ class SQLiteStore(DeliveryQueries, Store):
             cur = await db.execute(sql, params)
             rows = await cur.fetchall()
         return [_row_to_request(r, r[BODY_INDEX] if query.with_body else None) for r in rows]
+
+    async def requests_after(self, endpoint_id: str, after: int, limit: int) -> list[CapturedRequest]:
+        return await self.list_requests(endpoint_id, RequestQuery(after=after, limit=limit, with_body=True))
 
     async def delete_request(self, request_id: int) -> bool:
         def op(conn: sqlite3.Connection) -> tuple[bool, str | None]:

@@ -9,10 +9,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import aiosqlite
-
 from app.deliveries import Delivery, DeliveryUpdate
-from app.models import CapturedRequest, Endpoint
+from app.models import Endpoint
 from app.writer import Writer, WriterOverloaded
 
 DELIVERY_COLUMNS = (
@@ -76,26 +74,11 @@ class DeliveryQueries:
     """Mixed into SQLiteStore, which provides writer, _read() and the request row decoder."""
 
     writer: Writer
-    summary_columns: str
     _endpoint_listeners: list[Callable[[str, Endpoint | None], None]]
     _read: Callable[[], Any]
-    _decode_request: Callable[[Any, bytes | None], CapturedRequest]
 
     def on_endpoint(self, listener: Callable[[str, Endpoint | None], None]) -> None:
         self._endpoint_listeners.append(listener)
-
-    async def requests_after(self, endpoint_id: str, after: int, limit: int) -> list[CapturedRequest]:
-        db: aiosqlite.Connection
-        async with self._read() as db:
-            cur = await db.execute(
-                f"SELECT {self.summary_columns}, body FROM requests WHERE endpoint_id = ? AND id > ?"
-                " ORDER BY id LIMIT ?",
-                (endpoint_id, after, limit),
-            )
-            rows = await cur.fetchall()
-        # The body is the column after the summary ones (not a fixed index: migrations add summary columns).
-        body_at = self.summary_columns.count(",") + 1
-        return [self._decode_request(r, r[body_at]) for r in rows]
 
     async def count_requests_after(self, endpoint_id: str, after: int) -> int:
         async with self._read() as db:
