@@ -147,11 +147,15 @@ def parse_endpoint_input(data: Any, existing: dict[str, Any] | None) -> dict[str
     return out
 
 
+def ingest_url(base_url: str, endpoint_id: str) -> str:
+    return f"{base_url}/h/{endpoint_id}"
+
+
 def endpoint_json(ep: Endpoint, stats: EndpointStats, base_url: str) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": ep.id,
         "name": ep.name,
-        "ingest_url": f"{base_url}/h/{ep.id}",
+        "ingest_url": ingest_url(base_url, ep.id),
         "inspect_url": f"{base_url}/e/{ep.id}",
         "created_at": rfc3339(ep.created_at),
         "request_count": stats.request_count,

@@ -12,10 +12,11 @@ from functools import lru_cache
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 
 from app.api import base_url, store_of
+from app.endpoint_schema import ingest_url
 from app.resources import resource_dir
+from app.views import templates
 
 # Entry modules of other pages: not part of the inspector's module graph.
 _NOT_INSPECTOR = {"home.js", "theme.js"}
@@ -33,25 +34,21 @@ def inspector_modules() -> tuple[str, ...]:
     )
 
 
-def _templates(request: Request) -> Jinja2Templates:
-    t: Jinja2Templates = request.app.state.templates
-    return t
-
-
 async def home(request: Request) -> Response:
-    return _templates(request).TemplateResponse(request, "home.html", {})
+    return templates(request).TemplateResponse(request, "home.html", {})
 
 
 async def inspector(request: Request) -> Response:
     endpoint_id: str = request.path_params["endpoint_id"]
     ep = store_of(request).cached_endpoint(endpoint_id)
     if ep is None:
-        return _templates(request).TemplateResponse(
+        return templates(request).TemplateResponse(
             request, "not_found.html", {"what": "endpoint"}, status_code=404
         )
-    ingest_url = f"{base_url(request)}/h/{ep.id}"
-    return _templates(request).TemplateResponse(
-        request, "inspector.html", {"endpoint": ep, "ingest_url": ingest_url, "preload": inspector_modules()}
+    return templates(request).TemplateResponse(
+        request,
+        "inspector.html",
+        {"endpoint": ep, "ingest_url": ingest_url(base_url(request), ep.id), "preload": inspector_modules()},
     )
 
 

@@ -2,24 +2,17 @@
 // (load full body, download, copy body, copy as curl, delete). Everything captured is shown as text via el().
 import { el, clear } from "./dom.js";
 import { toCurl } from "./curl.js";
-import { copyText, fetchRawBytes } from "./download.js";
+import { copyText, wholeBody } from "./download.js";
 import { bodyViews } from "./views/body.js";
-import { bodyBytes, formatSize } from "./views/bytes.js";
+import { formatSize } from "./views/bytes.js";
 import { headersView, queryView } from "./views/headers.js";
 import { fullPath, overview } from "./views/overview.js";
 
-const STYLESHEET = "/static/css/detail.css";
 // Bodies up to this size go into the curl command inline; bigger ones are piped from hookscope's /raw URL.
 const CURL_INLINE_LIMIT = 256 * 1024;
 
 // The tab the user picked, kept across re-renders of the same request (e.g. after "load full body").
 let lastChoice = { rid: null, tab: null };
-
-function ensureStylesheet() {
-  // The page shell is another module's; the detail pane brings its own stylesheet (style-src 'self').
-  if (document.querySelector(`link[href="${STYLESHEET}"]`)) return;
-  document.head.append(el("link", { rel: "stylesheet", href: STYLESHEET }));
-}
 
 function notify(ctx, message, kind = "info") {
   if (ctx && typeof ctx.toast === "function") ctx.toast(message, kind);
@@ -32,11 +25,6 @@ function section(title, className, ...content) {
 function ingestUrl(req, ctx) {
   const url = ctx && ctx.endpoint && ctx.endpoint.ingest_url;
   return url || `${location.origin}/h/${req.endpoint_id}`;
-}
-
-/** Whole body bytes when the JSON holds them, else fetched from /raw. */
-async function fullBytes(req) {
-  return req.body_truncated ? fetchRawBytes(req.id) : bodyBytes(req);
 }
 
 function deleteControl(req, ctx) {
@@ -92,7 +80,7 @@ function bodyActions(req, ctx, container) {
     const copyBody = el("button", { type: "button", class: "copy-body" }, "Copy body");
     copyBody.addEventListener("click", async () => {
       try {
-        const bytes = await fullBytes(req);
+        const bytes = await wholeBody(req);
         let text;
         let how = "";
         try {
@@ -113,7 +101,7 @@ function bodyActions(req, ctx, container) {
   const copyCurl = el("button", { type: "button", class: "copy-curl" }, "Copy as curl");
   copyCurl.addEventListener("click", async () => {
     try {
-      const inline = stored && req.body_size <= CURL_INLINE_LIMIT ? await fullBytes(req) : null;
+      const inline = stored && req.body_size <= CURL_INLINE_LIMIT ? await wholeBody(req) : null;
       const command = toCurl(req, inline, ingestUrl(req, ctx), {
         rawUrl: `${location.origin}/api/requests/${req.id}/raw`,
         inlineLimit: CURL_INLINE_LIMIT,
@@ -136,7 +124,6 @@ function bodyActions(req, ctx, container) {
  * see req.body_truncated). ctx: see static/js/context.md.
  */
 export function renderDetail(container, req, ctx) {
-  ensureStylesheet();
   for (const url of container._detailBlobUrls || []) URL.revokeObjectURL(url);
   const urls = [];
   container._detailBlobUrls = urls;

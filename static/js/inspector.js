@@ -8,6 +8,7 @@ import { Filters } from "./filters.js";
 import { LiveConnection } from "./live.js";
 import { bindKeys } from "./keys.js";
 import { confirmAction } from "./confirm.js";
+import { copyText } from "./download.js";
 import { renderDetail } from "./detail.js";
 import { renderRequestPanels, mountEndpointPanels } from "./panels/index.js";
 
@@ -129,8 +130,7 @@ async function reloadList() {
     list.addPage(page.requests);
     if (keep !== null && list.has(keep)) list.markSelected(keep);
     else if (keep !== null) list.selectedId = keep;
-    listChanged();
-    return page;
+    return page; // list.addPage ran listChanged (onChange) with hasMore already set
   } catch (err) {
     if (generation === listGeneration) toast(`Could not load requests: ${err.message}`, "error");
     return null;
@@ -147,8 +147,7 @@ async function loadOlder() {
     if (generation !== listGeneration) return;
     hasMore = page.has_more;
     list.trimmed = false;
-    list.addPage(page.requests);
-    listChanged();
+    list.addPage(page.requests); // runs listChanged (onChange)
   } catch (err) {
     toast(`Could not load older requests: ${err.message}`, "error");
   } finally {
@@ -272,6 +271,13 @@ function dropRows(ids, note) {
   if (selectedGone) showPlaceholder(note);
 }
 
+let clearsAnnounced = 0; // "cleared" frames received over the live socket
+
+function onClearedFrame() {
+  clearsAnnounced += 1;
+  showCleared();
+}
+
 function showCleared() {
   list.clear();
   heldWhilePaused = [];
@@ -286,8 +292,11 @@ async function clearAll() {
     "Delete all");
   if (!ok) return;
   try {
+    const announcedBefore = clearsAnnounced;
     const result = await del(`${apiBase}/requests`);
-    showCleared();
+    // The socket usually announces the clear before this answer arrives, and requests captured after it may be
+    // on screen by now: clearing again would drop them. Clear here only if the announcement has not come.
+    if (clearsAnnounced === announcedBefore) showCleared();
     toast(`Deleted ${result ? result.deleted : 0} requests.`);
   } catch (err) {
     toast(`Could not clear: ${err.message}`, "error");
@@ -300,10 +309,9 @@ function wireCopy() {
     button.addEventListener("click", async () => {
       const source = document.getElementById(button.dataset.copy);
       const text = source ? source.textContent : "";
-      try {
-        await navigator.clipboard.writeText(text);
+      if (await copyText(text)) {
         toast("Copied.");
-      } catch {
+      } else {
         const range = document.createRange();
         range.selectNodeContents(source);
         const selection = getSelection();
@@ -353,7 +361,7 @@ async function start() {
     onState: setConn,
     onReset: () => reloadList(),
     onDeleted: (ids) => dropRows(ids, "This request was deleted."),
-    onCleared: showCleared,
+    onCleared: onClearedFrame,
   });
   live.start();
   await endpointLoad;

@@ -193,8 +193,8 @@ export class RequestList {
     } catch (err) {
       console.warn("requestBadges failed", err);
     }
-    const time = el("time", { class: "rel", datetime: s.received_at, title: absoluteTime(s.received_at) },
-      relativeTime(s.received_at));
+    const absolute = absoluteTime(s.received_at);
+    const time = el("time", { class: "rel", datetime: s.received_at, title: absolute }, relativeTime(s.received_at));
     return el("li", {
       class: fresh ? "row fresh" : "row",
       dataset: { id: s.id },
@@ -206,7 +206,7 @@ export class RequestList {
     badges.length ? el("span", { class: "badges" }, badges) : null,
     el("span", { class: "meta" },
       time,
-      el("span", { class: "abs" }, absoluteTime(s.received_at)),
+      el("span", { class: "abs" }, absolute),
       el("span", { class: "size" }, s.rejected ? "rejected" : formatSize(s.body_size)),
       s.content_type ? el("span", { class: "ctype", title: s.content_type }, s.content_type) : null,
       s.client ? el("span", { class: "client" }, s.client) : null,

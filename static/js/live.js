@@ -7,7 +7,7 @@ const PING_EVERY = 25000;
 
 export class LiveConnection {
   /**
-   * handlers: onRequests(summaries), onState("connecting" | "live" | "reconnecting"), onReset(), onSynced(),
+   * handlers: onRequests(summaries), onState("connecting" | "live" | "reconnecting"), onReset(),
    *   onDeleted(ids), onCleared()
    */
   constructor(endpointId, after, handlers) {
@@ -32,11 +32,6 @@ export class LiveConnection {
     clearInterval(this.pinger);
     if (this.socket) this.socket.close(1000);
     this.socket = null;
-  }
-
-  /** Raise the resume cursor (ids seen through the list API count as seen too). */
-  seen(id) {
-    if (this.after === null || id > this.after) this.after = id;
   }
 
   connect() {
@@ -108,7 +103,6 @@ export class LiveConnection {
         }
         this.delay = MIN_DELAY;
         this.handlers.onState("live");
-        if (this.handlers.onSynced) this.handlers.onSynced();
         break;
       default:
         break;

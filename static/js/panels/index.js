@@ -7,7 +7,6 @@ import { replayPanel } from "./replay.js";
 import { signaturePanel } from "./signature.js";
 import { openSettings } from "./settings.js";
 import { statusStrip } from "./status.js";
-import { ensureStyles } from "./util.js";
 
 // container -> stop() of what was mounted there last, so re-rendering never leaves a poll behind.
 const mounted = new WeakMap();
@@ -25,7 +24,6 @@ export function requestBadges(summary) {
 
 /** Per-request panels under the detail views: deliveries, replay / edit-and-replay, signature helper. */
 export function renderRequestPanels(container, req, ctx) {
-  ensureStyles();
   unmount(container);
   clear(container);
   if (!req) return;
@@ -39,7 +37,6 @@ export function renderRequestPanels(container, req, ctx) {
 
 /** Endpoint-level panels in the inspector header: settings (response, verify, resign, forwarding), relays. */
 export function mountEndpointPanels(container, endpoint, ctx) {
-  ensureStyles();
   unmount(container);
   clear(container);
   const strip = statusStrip(endpoint.id);

@@ -1,11 +1,6 @@
-// Small helpers shared by the panels: our stylesheet, error text, "Name: value" header lines, masked hints.
+// Small helpers shared by the panels: error text, "Name: value" header lines, masked hints.
+// (Their stylesheet, /static/css/panels.css, is linked by templates/base.html.)
 import { el } from "../dom.js";
-
-// The page shell belongs to the inspector; the panels bring their own stylesheet (same origin, CSP allows it).
-export function ensureStyles() {
-  if (document.querySelector("link[data-hs-panels], link[href=\"/static/css/panels.css\"]")) return;
-  document.head.append(el("link", { rel: "stylesheet", href: "/static/css/panels.css", "data-hs-panels": true }));
-}
 
 export function errorText(err) {
   if (err && typeof err.message === "string" && err.message) return err.message;

@@ -1,6 +1,6 @@
 // multipart/form-data: parsed from the exact stored bytes (GET /raw), text fields as text, files downloadable.
 import { el } from "../dom.js";
-import { blobLink, fetchRawBytes } from "../download.js";
+import { blobLink, wholeBody } from "../download.js";
 import { formatSize } from "./bytes.js";
 import { table, empty } from "./table.js";
 
@@ -89,7 +89,7 @@ function textValue(data) {
   return data.length > TEXT_LIMIT ? `${text}… (${formatSize(data.length)})` : text;
 }
 
-/** Fetches the raw bytes, then fills the view. `urls` collects blob URLs so the caller can revoke them. */
+/** Gets the whole body (fetched only when the preview was truncated), then fills the view. `urls` collects blob URLs so the caller can revoke them. */
 export function multipartView(req, urls) {
   const view = el("div", { class: "multipart-view" }, el("p", { class: "muted" }, "Loading the parts…"));
   const boundary = boundaryOf(req.content_type);
@@ -97,7 +97,7 @@ export function multipartView(req, urls) {
     view.replaceChildren(empty("No boundary in the Content-Type: shown as text and hex instead."));
     return view;
   }
-  fetchRawBytes(req.id)
+  wholeBody(req)
     .then((bytes) => {
       const parts = parseMultipart(bytes, boundary);
       if (!parts.length) {
