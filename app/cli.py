@@ -73,6 +73,17 @@ def build_parser() -> argparse.ArgumentParser:
          choices=["auto", "httptools", "h11"])
     _add(serve, "forward-retry", "forward retry schedule FIRST,CAP,GIVE_UP", "1s,60s,1h")
     _add(serve, "forward-timeout", "seconds to wait for a forward target's answer", 10.0, float)
+    _add(serve, "max-header-bytes", "largest request head (request line and headers): 431 past it; the request "
+         "line alone may be at most 16KiB (414)", "64KiB", parse_size)
+    _add(serve, "header-timeout", "time a sender has to send the whole request head (then 408 and close)", "10s",
+         parse_duration)
+    _add(serve, "body-timeout", "longest wait for the next body byte (then 408 and close)", "30s", parse_duration)
+    _add(serve, "max-connections", "open connections served at once; more are refused with 503 (default: sized "
+         "to the open-file limit)", None, int)
+    _add(serve, "allowed-host", "extra Host name pages, API and websockets answer to, e.g. the name a reverse "
+         "proxy forwards (repeatable); ingest answers any Host", [], action="append")
+    _add(serve, "retention-ceiling", "captures kept per endpoint while a relay or forward target still owes them "
+         "(default 10x --retention-count)", None, int)
     _add(serve, "access-log", "log every HTTP request (costs throughput)", False, _bool)
     _add(serve, "log-level", "debug, info, warning, error", "info")
     serve.set_defaults(func=run_serve)
@@ -138,8 +149,19 @@ def settings_from_args(args: argparse.Namespace) -> tuple[Settings, bool]:
         forward_timeout=args.forward_timeout,
         access_log=args.access_log,
         log_level=args.log_level,
+        max_header_bytes=args.max_header_bytes if isinstance(args.max_header_bytes, int)
+        else parse_size(args.max_header_bytes),
+        header_timeout=_seconds(args.header_timeout),
+        body_timeout=_seconds(args.body_timeout),
+        max_connections=args.max_connections,
+        allowed_hosts=tuple(args.allowed_host),
+        retention_ceiling=args.retention_ceiling,
     )
     return settings, generated
+
+
+def _seconds(value: float | str) -> float:
+    return value if isinstance(value, float) else parse_duration(value)
 
 
 def _check_forwarding(settings: Settings) -> None:

@@ -81,6 +81,19 @@ class Settings:
     forward_retry: str = "1s,60s,1h"
     forward_timeout: float = 10.0
     relay_ping_interval: float = 5.0
+    # Hardening for the open internet (app/http_guard.py): the whole request head, the request line alone, how
+    # long a sender may take to send its head, how long a body may stall, and how many connections are served.
+    max_header_bytes: int = 64 * 1024
+    max_request_line: int = 16 * 1024
+    header_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_connections: int | None = None  # None: sized to the open-file limit at start
+    # Host names pages, API and websockets answer to besides the bound address, loopback names and the
+    # --public-url host (e.g. the name a reverse proxy forwards). Ingest (/h/...) answers any Host.
+    allowed_hosts: tuple[str, ...] = ()
+    # Retention keeps captures a relay or forward target still owes, up to this many per endpoint
+    # (None: 10x retention_count, or 100,000 when there is no count cap).
+    retention_ceiling: int | None = None
 
     def __post_init__(self) -> None:
         if self.durability not in {"full", "normal"}:
@@ -89,6 +102,21 @@ class Settings:
             raise ValueError("http must be 'auto', 'httptools' or 'h11'")
         if self.max_body < 0 or self.spill_threshold < 1:
             raise ValueError("sizes must be positive")
+        if self.max_header_bytes < 1024 or self.max_request_line < 256:
+            raise ValueError("max_header_bytes must be at least 1 KiB (request line at least 256 bytes)")
+        if self.header_timeout <= 0 or self.body_timeout <= 0:
+            raise ValueError("header and body timeouts must be positive")
+        if self.max_connections is not None and self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if self.retention_ceiling is not None and self.retention_ceiling < 0:
+            raise ValueError("retention_ceiling must not be negative")
+
+    @property
+    def effective_retention_ceiling(self) -> int:
+        """Most captures kept per endpoint while a relay or forward target still owes them."""
+        if self.retention_ceiling is not None:
+            return self.retention_ceiling
+        return 10 * self.retention_count if self.retention_count > 0 else 100_000
 
     @property
     def loopback_only(self) -> bool:
