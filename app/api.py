@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import math
+import re
 import time
 from typing import Any
 
@@ -17,13 +18,19 @@ from app.endpoint_schema import endpoint_json, parse_endpoint_input
 from app.errors import ApiError
 from app.hub import Hub, SubscriptionEvicted
 from app.models import CapturedRequest, Endpoint, RequestsRemoved, ResponseSpec
+from app.openapi import openapi_json
 from app.providers import explain
 from app.store.base import RequestQuery, Store
+from app.store.faults import BodyMissing, storage_health
+from app.unicode_safe import find_surrogate, has_surrogate, scrub_text
 
 MAX_API_BODY = 2 * 1024 * 1024
 MAX_LIMIT = 500
 MAX_WAIT = 300.0
 ACTIVE_TYPES = ("html", "svg", "xml", "javascript", "ecmascript", "xsl")
+MAX_METHODS = 50
+_INTEGER = re.compile(r"[+-]?[0-9]+")
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
 
 
 def endpoint_topic(endpoint_id: str) -> str:
@@ -51,35 +58,66 @@ async def read_json(request: Request) -> Any:
     if not body.strip():
         return None
     try:
-        return json.loads(body)
+        # Python's parser also takes NaN and Infinity, which are not JSON and which no setting needs.
+        data = json.loads(body, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:
-        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {scrub_text(str(exc))}") from None
+    # A lone surrogate ("\ud800", or its raw bytes, which json.loads takes) can be stored but never encoded
+    # again: refused here, for every JSON endpoint, before any handler sees the value.
+    where = find_surrogate(data)
+    if where is not None:
+        raise ApiError(400, "invalid_json", f"{where}: text holding a lone surrogate (U+D800 to U+DFFF) is not "
+                       "valid Unicode")
+    return data
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def str_param(request: Request, name: str, max_length: int = 1000) -> str | None:
+    """One query parameter's text: None when absent; 400 when repeated (which one would win is a guess),
+    too long, or not valid Unicode.
+
+    Starlette decodes the query with errors="replace", so `%ED%A0%80` arrives as U+FFFD and raw bytes as
+    latin-1: no surrogate gets here today. Checked anyway, because a surrogate reaching SQLite or a response
+    is a 500.
+    """
+    values = request.query_params.getlist(name)
+    if not values:
+        return None
+    if len(values) > 1:
+        raise ApiError(400, "invalid_parameter", f"{name} is given more than once")
+    raw = values[0]
+    if len(raw) > max_length:
+        raise ApiError(400, "invalid_parameter", f"{name} is longer than {max_length} characters")
+    if has_surrogate(raw):
+        raise ApiError(400, "invalid_parameter", f"{name} is not valid Unicode text")
+    return raw
 
 
 def int_param(request: Request, name: str, default: int | None = None, lo: int = 0, hi: int = 2**62) -> int | None:
-    raw = request.query_params.get(name)
+    raw = str_param(request, name, 40)
     if raw is None or raw == "":
         return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ApiError(400, "invalid_parameter", f"{name} must be an integer") from None
+    # ASCII digits only: int() also takes "1_000", " 7 " and other scripts' digits, none of which is an id.
+    if not _INTEGER.fullmatch(raw):
+        raise ApiError(400, "invalid_parameter", f"{name} must be an integer")
+    value = int(raw)
     if not lo <= value <= hi:
         raise ApiError(400, "invalid_parameter", f"{name} must be between {lo} and {hi}")
     return value
 
 
 def request_query(request: Request, **overrides: Any) -> RequestQuery:
-    methods = tuple(
-        m.strip().upper() for m in request.query_params.get("method", "").split(",") if m.strip()
-    )
-    text = request.query_params.get("q") or None
-    if text is not None and len(text) > 1000:
-        raise ApiError(400, "invalid_parameter", "q is longer than 1000 characters")
-    verification = request.query_params.get("verification") or None
+    methods = tuple(m.strip().upper() for m in (str_param(request, "method") or "").split(",") if m.strip())
+    if len(methods) > MAX_METHODS:
+        raise ApiError(400, "invalid_parameter", f"method lists at most {MAX_METHODS} methods")
+    text = str_param(request, "q") or None
+    verification = str_param(request, "verification") or None
     if verification not in (None, "valid", "invalid", "unconfigured"):
         raise ApiError(400, "invalid_parameter", "verification must be valid, invalid or unconfigured")
-    duplicate_param = request.query_params.get("duplicate")
+    duplicate_param = str_param(request, "duplicate")
     duplicate = None if duplicate_param in (None, "") else duplicate_param.lower() in ("1", "true", "yes")
     args: dict[str, Any] = dict(
         before=int_param(request, "before"),
@@ -87,7 +125,7 @@ def request_query(request: Request, **overrides: Any) -> RequestQuery:
         limit=int_param(request, "limit", 50, 1, MAX_LIMIT),
         methods=methods,
         text=text,
-        provider=request.query_params.get("provider") or None,
+        provider=str_param(request, "provider", 100) or None,
         verification=verification,
         duplicate=duplicate,
     )
@@ -190,15 +228,23 @@ async def show_request(request: Request) -> Response:
     req = await get_captured(request)
     max_body = int_param(request, "max_body", None, 0)
     store = store_of(request)
-    if max_body is not None and req.body is None and req.body_file is not None and req.body_size > max_body:
-        body = b""
-        async for chunk in store.iter_body(req):
-            body += chunk
-            if len(body) > max_body:
-                break
-    else:
-        body = await store.load_body(req)
+    try:
+        if max_body is not None and req.body is None and req.body_file is not None and req.body_size > max_body:
+            body = b""
+            async for chunk in store.iter_body(req):
+                body += chunk
+                if len(body) > max_body:
+                    break
+        else:
+            body = await store.load_body(req)
+    except BodyMissing as exc:
+        raise _body_missing(exc) from None
     return JSONResponse(req.to_json(body, max_body))
+
+
+def _body_missing(exc: BodyMissing) -> ApiError:
+    # 500, not 410: the request exists and its body was committed; losing it since is a server fault.
+    return ApiError(500, "body_missing", str(exc))
 
 
 async def raw_body(request: Request) -> Response:
@@ -217,7 +263,11 @@ async def raw_body(request: Request) -> Response:
     store = store_of(request)
     if req.rejected:
         return Response(b"", headers=headers, media_type=ctype)
-    return StreamingResponse(store.iter_body(req), headers=headers, media_type=ctype)
+    try:
+        chunks = store.iter_body(req)  # opens the body file now: a lost file is an error, not a cut-off 200
+    except BodyMissing as exc:
+        raise _body_missing(exc) from None
+    return StreamingResponse(chunks, headers=headers, media_type=ctype)
 
 
 async def signature_help(request: Request) -> Response:
@@ -248,11 +298,9 @@ def _announce(request: Request, event: RequestsRemoved) -> None:
 async def wait_for_request(request: Request) -> Response:
     """Block until a request matching the filters with id > after is committed; 204 on timeout."""
     ep = get_endpoint(request)
-    timeout = request.query_params.get("timeout", "30")
-    try:
-        seconds = float(timeout)
-    except ValueError:
-        seconds = math.nan
+    timeout = str_param(request, "timeout", 40) or "30"
+    # ASCII only: float() also takes other scripts' digits, "1_0", "inf" and "nan".
+    seconds = float(timeout) if _NUMBER.fullmatch(timeout) else math.nan
     if not math.isfinite(seconds) or seconds < 0:
         raise ApiError(400, "invalid_parameter", "timeout must be a number of seconds") from None
     seconds = min(seconds, MAX_WAIT)
@@ -286,11 +334,16 @@ async def wait_for_request(request: Request) -> Response:
 
 
 async def healthz(request: Request) -> Response:
+    """200 {"ok": true} while storage takes writes; 503 {"ok": false, "reason"} while it does not."""
+    reason = await storage_health(store_of(request))
+    if reason is not None:
+        return JSONResponse({"ok": False, "reason": reason}, status_code=503)
     return JSONResponse({"ok": True})
 
 
 routes = [
     Route("/healthz", healthz),
+    Route("/api/openapi.json", openapi_json, methods=["GET"]),
     Route("/api/endpoints", create_endpoint, methods=["POST"]),
     Route("/api/endpoints", list_endpoints, methods=["GET"]),
     Route("/api/endpoints/{endpoint_id}", show_endpoint, methods=["GET"]),

@@ -3,7 +3,8 @@
 A plain ASGI callable, dispatched before Starlette's router: it takes every method token (PROPFIND, PURGE,
 ...) and skips routing work on the hottest path. The contract with a sender: a 2xx means the request is
 committed; 413 means the body was over the limit (and a metadata-only "rejected" record was committed);
-503 with Retry-After means the write queue is full and nothing was stored.
+503 with Retry-After means the write queue is full and nothing was stored; 500 store_failed (JSON) means
+storage failed (disk full, read-only) and nothing was stored either: no row, no body file.
 """
 
 from __future__ import annotations
@@ -51,6 +52,14 @@ class Reply:
 
 class _Disconnected(Exception):
     pass
+
+
+class _SpoolFailed(Exception):
+    """Writing the body file failed (disk full, read-only directory); the cause is the OSError."""
+
+    def __init__(self, more_body: bool) -> None:
+        super().__init__("could not write the body file")
+        self.more_body = more_body
 
 
 class CaptureApp:
@@ -110,6 +119,18 @@ class CaptureApp:
             body, spool, size = await self._read_body(receive, limit)
         except _Disconnected:
             return  # the sender went away mid-body: nothing is stored, nobody to answer
+        except _SpoolFailed as exc:
+            # The spool removed what it wrote and no row exists; read the rest so the sender sees our answer.
+            log.error("capture failed: %s: %s", exc, exc.__cause__)
+            if exc.more_body:
+                try:
+                    await _drain(receive, DRAIN_BYTES)
+                except _Disconnected:
+                    return
+            await _send_json(
+                send, 500, error_body("store_failed", "could not store the request"), [(b"connection", b"close")]
+            )
+            return
         if body is None and spool is None:
             await self._reject(send, base, size, limit)
             return
@@ -175,14 +196,17 @@ class CaptureApp:
                         if message.get("more_body", False):
                             size += await _drain(receive, DRAIN_BYTES)
                         return None, None, size
-                    if spool is not None:
-                        spool.write(chunk)
-                    else:
-                        buf += chunk
-                        if len(buf) > threshold:
-                            spool = self.store.new_spool()
-                            spool.write(bytes(buf))
-                            buf = bytearray()
+                    try:
+                        if spool is not None:
+                            spool.write(chunk)
+                        else:
+                            buf += chunk
+                            if len(buf) > threshold:
+                                spool = self.store.new_spool()
+                                spool.write(bytes(buf))
+                                buf = bytearray()
+                    except OSError as exc:
+                        raise _SpoolFailed(message.get("more_body", False)) from exc
                 if not message.get("more_body", False):
                     break
         except BaseException:

@@ -5,6 +5,9 @@ job, drains whatever else is already queued (no timer, so an idle request commit
 in ONE hop to the database thread, commits, then completes each job's future. Every job runs inside its own
 SAVEPOINT, so a failing job rolls back alone and the rest of the batch still commits.
 
+`fault` says why writes are failing (the last batch's COMMIT raised, or a job hit an operational error such as
+a full disk or a read-only file) until a batch commits cleanly again; /healthz reports it.
+
 We use a plain sqlite3 connection on a dedicated thread here rather than aiosqlite: aiosqlite costs one thread
 hop per statement, and the batch-in-one-hop shape doubled throughput in measurements (see README).
 """
@@ -58,6 +61,7 @@ class Writer:
     _executor: ThreadPoolExecutor = field(init=False)
     _conn: sqlite3.Connection | None = field(init=False, default=None)
     _closing: bool = field(init=False, default=False)
+    fault: str | None = field(init=False, default=None)
     batches: int = field(init=False, default=0)
     jobs: int = field(init=False, default=0)
 
@@ -102,6 +106,22 @@ class Writer:
         await self._queue.put(_Job(op, fut, after_commit))
         return await fut
 
+    async def probe(self) -> None:
+        """Commit a real write (the schema version, rewritten unchanged); updates `fault` either way.
+
+        Returns after COMMIT; raises what the write raised.
+        """
+
+        def op(conn: sqlite3.Connection) -> None:
+            (version,) = conn.execute("PRAGMA user_version").fetchone()
+            conn.execute(f"PRAGMA user_version = {int(version)}")
+
+        await self.submit(op)
+
+    @property
+    def running(self) -> bool:
+        return self._task is not None and not self._task.done()
+
     @property
     def pending(self) -> int:
         return self._queue.qsize()
@@ -131,9 +151,14 @@ class Writer:
                         job.future.set_exception(exc if isinstance(exc, Exception) else RuntimeError(str(exc)))
                 if isinstance(exc, asyncio.CancelledError):
                     raise
+                self.fault = f"database writes: {exc}"
                 continue
             self.batches += 1
             self.jobs += len(batch)
+            # IntegrityError and friends are one job's own fault; an OperationalError (disk full, read-only,
+            # I/O error) says the database is not taking writes.
+            failed = next((v for ok, v in results if not ok and isinstance(v, sqlite3.OperationalError)), None)
+            self.fault = f"database writes: {failed}" if failed is not None else None
             for job, (ok, value) in zip(batch, results, strict=True):
                 if ok and job.after_commit is not None:
                     try:

@@ -3,13 +3,18 @@
 A body over the spill threshold is written to a file while it streams in, so a server with many concurrent
 large uploads holds at most `spill_threshold` bytes of each in memory. With durability "full" the file and its
 directory entry are fsynced before the row that names it is committed, so a committed row never points at a
-lost file. A crash can leave unreferenced files; `sweep` removes them at start-up.
+lost file. A crash can leave unreferenced files; `sweep` removes them at start-up (safe because the database
+lock admits one server at a time, app/store/lock.py).
+
+Writing can fail (disk full, read-only directory): the failing spool raises OSError and removes what it wrote,
+and `fault` keeps the reason until a body file is written again (or `probe` succeeds), for /healthz.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import os
 import secrets
 from collections.abc import AsyncIterator, Iterable
@@ -25,6 +30,7 @@ class BodyFiles:
     def __init__(self, directory: Path, durable: bool) -> None:
         self.directory = directory
         self.durable = durable
+        self.fault: str | None = None
 
     def ensure(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -36,11 +42,55 @@ class BodyFiles:
         return self.directory / name
 
     def new_spool(self) -> FileSpool:
-        return FileSpool(self, secrets.token_hex(16) + ".body")
+        try:
+            return FileSpool(self, secrets.token_hex(16) + ".body")
+        except OSError as exc:
+            self.failed(exc)
+            raise
+
+    def failed(self, exc: OSError) -> None:
+        # strerror only: the reason reaches the public /healthz, which must not show server paths.
+        self.fault = f"body files: {exc.strerror or exc}"
+
+    def probe(self) -> None:
+        """Write and remove a small file; raises OSError when the directory takes no writes (read-only, full).
+
+        The name starts with "." so it can never be a stored body name; the start-up sweep removes a leftover.
+        """
+        path = self.directory / f".probe-{secrets.token_hex(8)}"
+        try:
+            with path.open("xb") as f:
+                f.write(b"\0" * 4096)  # one page: an empty file still fits on a full tmpfs
+                f.flush()
+                if self.durable:
+                    os.fsync(f.fileno())
+        except OSError as exc:
+            self.failed(exc)
+            raise
+        finally:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        self.fault = None
+
+    def open_for_read(self, name: str, size: int) -> BinaryIO:
+        """Open a body file, checking it holds `size` bytes; raises OSError (FileNotFoundError when deleted).
+
+        Checked before any response starts, so a lost or cut file becomes a clean error, never a truncated 200.
+        """
+        f = self.path(name).open("rb")
+        try:
+            actual = os.fstat(f.fileno()).st_size
+            if actual != size:
+                raise OSError(errno.EIO, f"body file holds {actual} bytes, expected {size}")
+        except BaseException:
+            f.close()
+            raise
+        return f
 
     def delete(self, names: Iterable[str]) -> None:
         for name in names:
-            with contextlib.suppress(FileNotFoundError, ValueError):
+            # A file that cannot go now (read-only directory) is unreferenced: the next start-up sweep takes it.
+            with contextlib.suppress(OSError, ValueError):
                 self.path(name).unlink()
 
     def sweep(self, referenced: set[str]) -> int:
@@ -58,16 +108,17 @@ class BodyFiles:
     async def read(self, name: str) -> bytes:
         return await asyncio.to_thread(self.path(name).read_bytes)
 
-    async def iter(self, name: str, chunk: int = CHUNK) -> AsyncIterator[bytes]:
-        f = await asyncio.to_thread(self.path(name).open, "rb")
-        try:
-            while True:
-                data = await asyncio.to_thread(f.read, chunk)
-                if not data:
-                    return
-                yield data
-        finally:
-            f.close()
+
+async def iter_file(f: BinaryIO, chunk: int = CHUNK) -> AsyncIterator[bytes]:
+    """Read an open file in chunks off the event loop; closes it when done (or when the consumer stops)."""
+    try:
+        while True:
+            data = await asyncio.to_thread(f.read, chunk)
+            if not data:
+                return
+            yield data
+    finally:
+        f.close()
 
 
 class FileSpool(BodySpool):
@@ -80,7 +131,11 @@ class FileSpool(BodySpool):
         # A page-cache write of one receive chunk (<= 64 KiB from uvicorn) takes microseconds; the costly
         # fsync happens once, off the event loop, in finish().
         assert self._file is not None
-        self._file.write(chunk)
+        try:
+            self._file.write(chunk)
+        except OSError as exc:
+            self.files.failed(exc)
+            raise
 
     async def finish(self) -> None:
         f = self._file
@@ -89,22 +144,32 @@ class FileSpool(BodySpool):
         await asyncio.to_thread(self._finish_sync, f)
 
     def _finish_sync(self, f: BinaryIO) -> None:
-        f.flush()
-        if self.files.durable:
-            os.fsync(f.fileno())
-        f.close()
-        if self.files.durable:
-            fd = os.open(self.files.directory, os.O_RDONLY)
+        try:
             try:
-                os.fsync(fd)
+                f.flush()
+                if self.files.durable:
+                    os.fsync(f.fileno())
             finally:
-                os.close(fd)
+                f.close()
+            if self.files.durable:
+                fd = os.open(self.files.directory, os.O_RDONLY)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
+        except OSError as exc:
+            self.files.failed(exc)
+            raise
+        self.files.fault = None
 
     async def read(self) -> bytes:
         return await self.files.read(self.name)
 
     def discard(self) -> None:
+        """Remove the file; never raises, since it runs while another error is being handled."""
         if self._file is not None:
-            self._file.close()
+            # Closing flushes the buffer, which fails again on a full disk; the file goes anyway.
+            with contextlib.suppress(OSError):
+                self._file.close()
             self._file = None
         self.files.delete([self.name])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import sqlite3
@@ -14,15 +15,29 @@ from typing import Any
 import aiosqlite
 
 from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, ResponseSpec, new_endpoint_id
-from app.store.base import BodySpool, RequestListener, RequestQuery, Store
-from app.store.bodies import BodyFiles
+from app.store.base import (
+    BodySpool,
+    PruneResult,
+    RequestListener,
+    RequestQuery,
+    Skipped,
+    Store,
+    default_retention_ceiling,
+)
+from app.store.bodies import BodyFiles, iter_file
+from app.store.faults import BodyMissing, StorageUnavailable
+from app.store.lock import DatabaseLock
 from app.store.schema import migrate
 from app.store.sqlite_deliveries import DeliveryQueries
+from app.store.sqlite_retention import RetentionRules, prune_all
+from app.unicode_safe import scrub
 from app.writer import Writer
 
 log = logging.getLogger("hookscope.store")
 
 READERS = 3
+# /healthz waits this long for a write probe queued behind captures before calling the database unhealthy.
+HEALTH_PROBE_SECONDS = 5.0
 
 SUMMARY_COLUMNS = (
     "id, endpoint_id, received_at, method, path, query, headers, content_type, body_size, client, "
@@ -99,6 +114,7 @@ class SQLiteStore(DeliveryQueries, Store):
         self.retention_count = retention_count
         self.retention_age = retention_age
         self.bodies = BodyFiles(Path(str(path) + ".bodies"), durable=durability == "full")
+        self.lock = DatabaseLock(path)
         self.writer = Writer(self._connect_writer, queue_size=queue_size)
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._reader_conns: list[aiosqlite.Connection] = []
@@ -116,9 +132,78 @@ class SQLiteStore(DeliveryQueries, Store):
         migrate(conn)
         return conn
 
+    def claim(self) -> None:
+        """Take the database lock, then check that the database and the bodies directory take writes.
+
+        Raises StorageUnavailable naming the file. Idempotent: the CLI claims before uvicorn starts (so it can
+        refuse with a message and exit 1), and open() claims again for servers created without the CLI. The
+        lock comes before anything reads the database or sweeps the bodies directory.
+        """
+        if self.lock.held:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"database {self.path}: cannot create its directory: {exc.strerror}") from exc
+        self.lock.acquire()
+        try:
+            self._check_database()
+            self._check_bodies()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _check_database(self) -> None:
+        # A real write, rolled back: SQLite opens a read-only file without complaint and BEGIN IMMEDIATE
+        # succeeds on it; only a write statement says "attempt to write a readonly database".
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout=5000")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    (version,) = conn.execute("PRAGMA user_version").fetchone()
+                    conn.execute(f"PRAGMA user_version = {int(version)}")
+                finally:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"database {self.path} is not writable: {exc}") from exc
+
+    def _check_bodies(self) -> None:
+        try:
+            self.bodies.ensure()
+            self.bodies.probe()
+        except OSError as exc:
+            raise StorageUnavailable(
+                f"bodies directory {self.bodies.directory} is not writable: {exc.strerror or exc}"
+            ) from exc
+
+    async def health(self) -> str | None:
+        """None when writes work, else why not. While a fault is recorded, try a real write first, so the
+        answer turns healthy again as soon as the disk does, even when no capture arrives to prove it."""
+        if not self.writer.running:
+            return "database writer is not running"
+        if self.writer.fault is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(HEALTH_PROBE_SECONDS):
+                    await self.writer.probe()
+        if self.bodies.fault is not None:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self.bodies.probe)
+        return "; ".join(f for f in (self.writer.fault, self.bodies.fault) if f) or None
+
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.bodies.ensure()
+        await asyncio.to_thread(self.claim)
+        try:
+            await self._open_connections()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open_connections(self) -> None:
         await self.writer.start()
         for _ in range(READERS):
             conn = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True)
@@ -129,7 +214,9 @@ class SQLiteStore(DeliveryQueries, Store):
         async with self._read() as db:
             cur = await db.execute("SELECT id, name, created_at, response, options FROM endpoints")
             for row in await cur.fetchall():
-                ep = Endpoint(row[0], row[1], row[2], decode_response(row[3]), json.loads(row[4]))
+                # Settings stored by an older version may hold lone surrogates, which no query, header or
+                # response can encode: repaired once here, so forwarders and captures never see them.
+                ep = Endpoint(row[0], row[1], row[2], decode_response(row[3]), scrub(json.loads(row[4])))
                 self._endpoints[ep.id] = ep
             cur = await db.execute("SELECT body_file FROM requests WHERE body_file IS NOT NULL")
             referenced = {r[0] for r in await cur.fetchall()}
@@ -138,10 +225,14 @@ class SQLiteStore(DeliveryQueries, Store):
             log.info("removed %d body files left by an interrupted upload", removed)
 
     async def close(self) -> None:
-        await self.writer.stop()
-        for conn in self._reader_conns:
-            await conn.close()
-        self._reader_conns.clear()
+        try:
+            await self.writer.stop()
+            for conn in self._reader_conns:
+                await conn.close()
+            self._reader_conns.clear()
+        finally:
+            # Last: the next server may sweep the bodies directory the moment it gets the lock.
+            self.lock.release()
 
     def on_request(self, listener: RequestListener) -> None:
         self._listeners.append(listener)
@@ -315,18 +406,33 @@ class SQLiteStore(DeliveryQueries, Store):
         return _row_to_request(row, row[BODY_INDEX])
 
     async def load_body(self, request: CapturedRequest) -> bytes:
+        """Raises BodyMissing when the body file is gone, cut short or unreadable."""
         if request.body is not None:
             return request.body
         if request.body_file is not None:
-            return await self.bodies.read(request.body_file)
+            try:
+                data = await self.bodies.read(request.body_file)
+            except (OSError, ValueError) as exc:
+                raise BodyMissing(request.id, _unavailable(exc)) from exc
+            if len(data) != request.body_size:
+                raise BodyMissing(request.id, f"body file holds {len(data)} bytes, expected {request.body_size}")
+            return data
         return b""
 
-    async def iter_body(self, request: CapturedRequest) -> AsyncIterator[bytes]:
+    def iter_body(self, request: CapturedRequest) -> AsyncIterator[bytes]:
+        """Opens a body file at the call, not at the first chunk: a missing or cut file raises BodyMissing here,
+        before a handler starts a response, so a reader never gets a truncated 200."""
         if request.body_file is not None and request.body is None:
-            async for chunk in self.bodies.iter(request.body_file):
-                yield chunk
-        else:
-            yield await self.load_body(request)
+            try:
+                # A blocking open and fstat on the loop: microseconds, and it keeps the check before the response.
+                f = self.bodies.open_for_read(request.body_file, request.body_size)
+            except (OSError, ValueError) as exc:
+                raise BodyMissing(request.id, _unavailable(exc)) from exc
+            return iter_file(f)
+        return self._iter_loaded(request)
+
+    async def _iter_loaded(self, request: CapturedRequest) -> AsyncIterator[bytes]:
+        yield await self.load_body(request)
 
     async def list_requests(self, endpoint_id: str, query: RequestQuery) -> list[CapturedRequest]:
         where = ["endpoint_id = ?"]
@@ -397,32 +503,21 @@ class SQLiteStore(DeliveryQueries, Store):
     def _delete_files(self, names: list[str | None]) -> None:
         self.bodies.delete(n for n in names if n)
 
-    async def prune(self, now: float) -> int:
-        cap = self.retention_count
-        cutoff = now - self.retention_age if self.retention_age > 0 else None
-        endpoint_ids = list(self._endpoints)
+    async def prune(self, now: float, ceiling: int | None = None) -> PruneResult:
+        rules = RetentionRules(
+            cap=self.retention_count,
+            cutoff=now - self.retention_age if self.retention_age > 0 else None,
+            ceiling=ceiling if ceiling is not None else default_retention_ceiling(self.retention_count),
+        )
 
-        def op(conn: sqlite3.Connection) -> list[str | None]:
-            files: list[str | None] = []
-            if cutoff is not None:
-                rows = conn.execute("DELETE FROM requests WHERE received_at < ? RETURNING body_file", (cutoff,))
-                files.extend(r[0] for r in rows.fetchall())
-            if cap > 0:
-                for eid in endpoint_ids:
-                    row = conn.execute(
-                        "SELECT id FROM requests WHERE endpoint_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?",
-                        (eid, cap),
-                    ).fetchone()
-                    if row is None:
-                        continue
-                    rows = conn.execute(
-                        "DELETE FROM requests WHERE endpoint_id = ? AND id <= ? RETURNING body_file", (eid, row[0])
-                    )
-                    files.extend(r[0] for r in rows.fetchall())
-            return files
+        def op(conn: sqlite3.Connection) -> tuple[list[str | None], list[Skipped]]:
+            return prune_all(conn, rules)
 
-        removed = await self.writer.submit(op, after_commit=self._delete_files)
-        return len(removed)
+        def after(result: tuple[list[str | None], list[Skipped]]) -> None:
+            self._delete_files(result[0])
+
+        files, skipped = await self.writer.submit(op, after_commit=after)
+        return PruneResult(len(files), tuple(skipped))
 
     async def update_verdicts(self, verdicts: list[tuple[int, str, str]]) -> None:
         def op(conn: sqlite3.Connection) -> None:
@@ -435,6 +530,14 @@ class SQLiteStore(DeliveryQueries, Store):
 
     def new_spool(self) -> BodySpool:
         return self.bodies.new_spool()
+
+
+def _unavailable(exc: Exception) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "its body file is missing"
+    if isinstance(exc, OSError):
+        return f"its body file is unreadable: {exc.strerror or exc}"
+    return "its body file name is invalid"
 
 
 class _Reader:
