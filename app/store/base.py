@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from app.deliveries import Delivery, DeliveryUpdate
 from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, ResponseSpec
@@ -13,6 +13,30 @@ from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, Res
 RequestListener = Callable[[CapturedRequest], None]
 # Called after COMMIT with the endpoint id and its new value (None when deleted).
 EndpointListener = Callable[[str, Endpoint | None], None]
+# Who a cursor belongs to: a named relay (`hookscope forward`) or a forward target (its URL).
+CursorKind = Literal["relay", "forward"]
+
+
+def default_retention_ceiling(retention_count: int) -> int:
+    """The ceiling when none is configured: 10x the count cap, or 100,000 without one (Settings mirrors this)."""
+    return 10 * retention_count if retention_count > 0 else 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class Skipped:
+    """Captures one prune removed while a relay or forward target still owed them (past the ceiling)."""
+
+    kind: CursorKind
+    endpoint_id: str
+    name: str
+    count: int  # removed by this prune
+    total: int  # removed before this cursor's owner got them, since the cursor was created
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    removed: int
+    skipped: tuple[Skipped, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,8 +133,15 @@ class Store(abc.ABC):
         """Store recomputed signature verdicts: (request id, status, reason)."""
 
     @abc.abstractmethod
-    async def prune(self, now: float) -> int:
-        """Apply retention (count cap and max age); returns how many requests were removed."""
+    async def prune(self, now: float, ceiling: int | None = None) -> PruneResult:
+        """Apply retention (count cap and max age) per endpoint; returns after COMMIT.
+
+        A capture still owed (id above the acked_id of a relay cursor, or of a forward cursor whose target is
+        still configured; rejected records owe nothing) is kept even when the cap or age would remove it, as
+        long as the endpoint holds at most `ceiling` captures (None: default_retention_ceiling). Past the
+        ceiling the oldest owed captures go, and each cursor's `skipped` count grows, in the same transaction,
+        by those it had not acknowledged; the result lists these increments.
+        """
 
     # body spooling, used by the capture path while a body streams in
     @abc.abstractmethod
@@ -135,7 +166,8 @@ class Store(abc.ABC):
     def record_delivery(self, update: DeliveryUpdate, cursor: tuple[str, str, int] | None = None) -> Awaitable[int]:
         """Insert or update a delivery row and, in the same transaction, advance the cursor (kind, name, id)
         of update.endpoint_id to at least id. The write is queued at once (in call order); the awaitable gives
-        the delivery id after COMMIT."""
+        the delivery id after COMMIT, or 0 when the request no longer exists (pruned or deleted while it was
+        being delivered): then no delivery row is written but the cursor still moves."""
 
     @abc.abstractmethod
     async def get_delivery(self, delivery_id: int) -> Delivery | None: ...
@@ -156,6 +188,10 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     async def delete_cursor(self, kind: str, endpoint_id: str, name: str) -> bool: ...
+
+    @abc.abstractmethod
+    async def skipped_counts(self, endpoint_id: str, kind: CursorKind) -> dict[str, int]:
+        """Cursor name -> captures retention pruned before that relay / forward target acknowledged them."""
 
 
 class BodySpool(abc.ABC):

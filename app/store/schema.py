@@ -81,6 +81,11 @@ MIGRATIONS: list[str] = [
         PRIMARY KEY (kind, endpoint_id, name)
     );
     """,
+    # 4: how many captures retention pruned before each relay / forward target acknowledged them (past the
+    # retention ceiling), so the loss is shown instead of silent
+    """
+    ALTER TABLE cursors ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
+    """,
 ]
 
 

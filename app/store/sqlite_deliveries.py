@@ -11,6 +11,7 @@ from typing import Any
 
 from app.deliveries import Delivery, DeliveryUpdate
 from app.models import Endpoint
+from app.store.base import CursorKind
 from app.writer import Writer, WriterOverloaded
 
 DELIVERY_COLUMNS = (
@@ -37,6 +38,14 @@ _UPDATE_BY_ID = (
 )
 _ADVANCE = (
     "INSERT INTO cursors (kind, endpoint_id, name, acked_id, updated_at) VALUES (?, ?, ?, ?, ?)"
+    " ON CONFLICT (kind, endpoint_id, name) DO UPDATE SET acked_id = MAX(acked_id, excluded.acked_id),"
+    " updated_at = excluded.updated_at"
+)
+# The same, but a no-op when the endpoint is gone (deleted while a delivery was in flight): a late outcome
+# must not fail its write on the foreign key.
+_ADVANCE_IF_ENDPOINT = (
+    "INSERT INTO cursors (kind, endpoint_id, name, acked_id, updated_at)"
+    " SELECT ?, ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM endpoints WHERE id = ?)"
     " ON CONFLICT (kind, endpoint_id, name) DO UPDATE SET acked_id = MAX(acked_id, excluded.acked_id),"
     " updated_at = excluded.updated_at"
 )
@@ -103,7 +112,7 @@ class DeliveryQueries:
         headers = _headers_json(o.headers)
         sent = json.dumps(update.sent) if update.sent is not None else None
 
-        def op(conn: sqlite3.Connection) -> int:
+        def write(conn: sqlite3.Connection) -> int:
             if update.delivery_id is not None:
                 row = conn.execute(
                     _UPDATE_BY_ID,
@@ -117,10 +126,18 @@ class DeliveryQueries:
                      update.attempts, now, now, update.next_attempt_at, o.status, o.latency_ms, o.error, headers,
                      o.body, o.body_size, entry, sent, entry),
                 ).fetchone()
+            return int(row[0]) if row else 0
+
+        def op(conn: sqlite3.Connection) -> int:
+            # Retention past its ceiling (or a user's delete) may have removed the request while it was being
+            # delivered: the outcome has no row to hang on (the foreign key would fail the whole write), but the
+            # cursor must still move past it.
+            exists = conn.execute("SELECT 1 FROM requests WHERE id = ?", (update.request_id,)).fetchone()
+            delivery_id = write(conn) if exists else 0
             if cursor is not None:
                 kind, name, acked = cursor
-                conn.execute(_ADVANCE, (kind, update.endpoint_id, name, acked, now))
-            return int(row[0]) if row else 0
+                conn.execute(_ADVANCE_IF_ENDPOINT, (kind, update.endpoint_id, name, acked, now, update.endpoint_id))
+            return delivery_id
 
         try:
             return self.writer.submit_nowait(op)
@@ -180,6 +197,14 @@ class DeliveryQueries:
             )
             rows = await cur.fetchall()
         return [(r[0], int(r[1]), float(r[2])) for r in rows]
+
+    async def skipped_counts(self, endpoint_id: str, kind: CursorKind) -> dict[str, int]:
+        async with self._read() as db:
+            cur = await db.execute(
+                "SELECT name, skipped FROM cursors WHERE endpoint_id = ? AND kind = ?", (endpoint_id, kind)
+            )
+            rows = await cur.fetchall()
+        return {r[0]: int(r[1]) for r in rows}
 
     async def delete_cursor(self, kind: str, endpoint_id: str, name: str) -> bool:
         def op(conn: sqlite3.Connection) -> bool:

@@ -31,8 +31,18 @@ export function statusStrip(endpointId) {
       el("span", { class: "hs-relay-name" }, r.name), " ",
       el("span", { class: "hs-relay-state" }, r.connected ? "connected" : "disconnected"), " · ",
       el("span", { class: "hs-relay-acked" }, r.acked_id ? "acked #" + r.acked_id : "nothing acked"), " · ",
-      el("span", { class: "hs-relay-pending" }, (r.pending || 0) + " pending")));
+      el("span", { class: "hs-relay-pending" }, (r.pending || 0) + " pending"),
+      skippedNote(r.skipped, "this relay")));
     }
+  }
+
+  // Captures retention pruned (past --retention-ceiling) before the relay or target got them: never silent.
+  function skippedNote(count, who) {
+    if (!count) return null;
+    return [" · ", el("span", {
+      class: "hs-skipped hs-msg-error",
+      title: `${count} capture(s) were pruned by retention before ${who} received them (--retention-ceiling)`,
+    }, `skipped ${count} (pruned)`)];
   }
 
   function drawTargets(list) {
@@ -45,6 +55,7 @@ export function statusStrip(endpointId) {
         el("span", { class: "hs-target" }, t.target), " · ",
         t.acked_id ? "acked #" + t.acked_id : "nothing delivered yet",
         t.pending ? " · " + t.pending + " pending" : "",
+        skippedNote(t.skipped, "this target"),
         failing ? el("span", { class: "hs-fwd-error", title: t.last_error },
           ` · retrying #${t.current_request_id} (attempt ${t.attempts}): ${t.last_error}`) : null));
     }

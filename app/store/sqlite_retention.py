@@ -1,0 +1,119 @@
+"""Retention for the SQLite backend (a part of SQLiteStore.prune): the count cap and the maximum age, per
+endpoint, holding back captures a relay or forward target still owes, up to a ceiling.
+
+Runs inside one write transaction, so the rows removed and the `skipped` counts of the cursors that had not
+acknowledged them commit together.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+from app.store.base import CursorKind, Skipped
+
+
+@dataclass(frozen=True, slots=True)
+class RetentionRules:
+    cap: int  # newest captures kept per endpoint; 0: no cap
+    cutoff: float | None  # captures received before this are expired; None: no age limit
+    ceiling: int  # most captures an endpoint keeps while some of them are still owed
+
+
+def prune_all(conn: sqlite3.Connection, rules: RetentionRules) -> tuple[list[str | None], list[Skipped]]:
+    """Prune every endpoint; returns the body files of the removed rows and the cursors that lost captures."""
+    files: list[str | None] = []
+    skipped: list[Skipped] = []
+    for endpoint_id, options in conn.execute("SELECT id, options FROM endpoints").fetchall():
+        f, s = prune_endpoint(conn, endpoint_id, _forward_targets(options), rules)
+        files.extend(f)
+        skipped.extend(s)
+    return files, skipped
+
+
+def prune_endpoint(
+    conn: sqlite3.Connection, endpoint_id: str, targets: frozenset[str], rules: RetentionRules
+) -> tuple[list[str | None], list[Skipped]]:
+    expired, expired_args = _expired(conn, endpoint_id, rules)
+    if expired is None:
+        return [], []
+    where = f"endpoint_id = ? AND ({expired})"
+    args: list[Any] = [endpoint_id, *expired_args]
+    owing = _owing_cursors(conn, endpoint_id, targets)
+    hold, hold_args = "", []
+    if owing:
+        floor = min(acked for _, _, acked in owing)
+        (unexpired,) = conn.execute(
+            f"SELECT COUNT(*) FROM requests WHERE endpoint_id = ? AND NOT ({expired})", args
+        ).fetchone()
+        # Owed captures fill the room left under the ceiling, newest first: past it the oldest owed ones go
+        # (whoever is that far behind is the one to lose, not the captures everyone else still needs).
+        allowance = rules.ceiling - int(unexpired)
+        if allowance > 0:
+            row = conn.execute(
+                f"SELECT id FROM requests WHERE {where} AND id > ? AND rejected IS NULL"
+                " ORDER BY id DESC LIMIT 1 OFFSET ?",
+                (*args, floor, allowance - 1),
+            ).fetchone()
+            hold = " AND NOT (id >= ? AND rejected IS NULL)"
+            hold_args = [row[0] if row else floor + 1]
+    rows = conn.execute(
+        f"DELETE FROM requests WHERE {where}{hold} RETURNING id, rejected, body_file", (*args, *hold_args)
+    ).fetchall()
+    lost = sorted(r[0] for r in rows if r[1] is None)  # rejected records carry nothing to deliver
+    skipped: list[Skipped] = []
+    for kind, name, acked in owing:
+        count = len(lost) - bisect.bisect_right(lost, acked)
+        if count:
+            (total,) = conn.execute(
+                "UPDATE cursors SET skipped = skipped + ? WHERE kind = ? AND endpoint_id = ? AND name = ?"
+                " RETURNING skipped",
+                (count, kind, endpoint_id, name),
+            ).fetchone()
+            skipped.append(Skipped(kind, endpoint_id, name, count, int(total)))
+    return [r[2] for r in rows], skipped
+
+
+def _expired(conn: sqlite3.Connection, endpoint_id: str, rules: RetentionRules) -> tuple[str | None, list[Any]]:
+    """The SQL condition (and its arguments) of the captures plain retention would remove; None for none."""
+    conditions: list[str] = []
+    args: list[Any] = []
+    if rules.cap > 0:
+        row = conn.execute(
+            "SELECT id FROM requests WHERE endpoint_id = ? ORDER BY id DESC LIMIT 1 OFFSET ?", (endpoint_id, rules.cap)
+        ).fetchone()
+        if row is not None:
+            conditions.append("id <= ?")
+            args.append(row[0])
+    if rules.cutoff is not None:
+        conditions.append("received_at < ?")
+        args.append(rules.cutoff)
+    return (" OR ".join(conditions) if conditions else None), args
+
+
+def _owing_cursors(
+    conn: sqlite3.Connection, endpoint_id: str, targets: frozenset[str]
+) -> list[tuple[CursorKind, str, int]]:
+    """(kind, name, acked_id) of the cursors whose owner will still come for what lies past them."""
+    owing: list[tuple[CursorKind, str, int]] = []
+    for kind, name, acked in conn.execute(
+        "SELECT kind, name, acked_id FROM cursors WHERE endpoint_id = ?", (endpoint_id,)
+    ).fetchall():
+        # A relay may come back any time (until it is forgotten). A forward cursor outlives its target's removal
+        # from the endpoint (re-adding it resumes there), but while removed nobody delivers to it.
+        if kind == "relay":
+            owing.append(("relay", name, int(acked)))
+        elif kind == "forward" and name in targets:
+            owing.append(("forward", name, int(acked)))
+    return owing
+
+
+def _forward_targets(options: str) -> frozenset[str]:
+    try:
+        value = json.loads(options).get("forward_targets")
+    except (ValueError, AttributeError):
+        return frozenset()
+    return frozenset(t for t in value if isinstance(t, str)) if isinstance(value, list) else frozenset()
