@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from app.http1 import KEEP_BODY, HttpResponse
+from app.http1 import KEEP_BODY, HttpResponse, describe_error
 from app.models import body_to_text, latin1_to_display, rfc3339
 from app.outbound import RawHeaders
 from app.retry import retryable_status
@@ -58,13 +58,8 @@ class Outcome:
 
 
 def error_text(exc: BaseException) -> str:
-    """A short, user-facing description of a delivery error."""
-    if isinstance(exc, TimeoutError):
-        return "timed out waiting for the target"
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused (is the target running?)"
-    text = str(exc) or type(exc).__name__
-    return f"{type(exc).__name__}: {text}" if not text.startswith(type(exc).__name__) else text
+    """A short, user-facing description of a delivery error (the same wording `hookscope forward` prints)."""
+    return describe_error(exc)
 
 
 @dataclass(frozen=True, slots=True)

@@ -31,7 +31,7 @@ from app.forwarder import Forwarder
 from app.models import Endpoint
 from app.outbound import TargetError, parse_target
 from app.relay import RelayHub
-from app.replay import Edits, Replayer, parse_edits
+from app.replay import Edits, Replayer, RequestGone, parse_edits
 from app.resigning import Resigner, from_stored, parse_resign, resigner_of
 from app.security import same_origin
 from app.store.base import RequestQuery
@@ -96,7 +96,10 @@ async def replay_request(request: Request) -> Response:
         raise ApiError(400, "invalid_replay", str(exc)) from None
     resigner = _resigner_for(ep, data)
     target = await _target_for(request, ep, data)
-    delivery = await _replayer(request).replay(req, target, edits, resigner)
+    try:
+        delivery = await _replayer(request).replay(req, target, edits, resigner)
+    except RequestGone as exc:
+        raise ApiError(404, "request_not_found", str(exc)) from None
     return JSONResponse(delivery.to_json(), status_code=201)
 
 
@@ -152,7 +155,14 @@ async def replay_many(request: Request) -> Response:
         reqs = [r for r in [await store.get_request(s.id) for s in summaries] if r is not None]
     replayer = _replayer(request)
     resigner = _resigner_for(ep, data)
-    deliveries = [await replayer.replay(r, target, Edits(), resigner) for r in reqs if not r.rejected]
+    deliveries = []
+    for r in reqs:
+        if r.rejected:
+            continue
+        try:
+            deliveries.append(await replayer.replay(r, target, Edits(), resigner))
+        except RequestGone:
+            continue  # deleted or pruned meanwhile: nothing left to show a delivery for
     return JSONResponse({"deliveries": [d.to_json() for d in deliveries]})
 
 
@@ -186,7 +196,11 @@ async def retry_delivery(request: Request) -> Response:
     req = await store_of(request).get_request(d.request_id)
     if req is None:
         raise ApiError(404, "request_not_found", "the captured request is gone")
-    return JSONResponse((await _replayer(request).retry(d, req)).to_json())
+    try:
+        retried = await _replayer(request).retry(d, req)
+    except RequestGone as exc:
+        raise ApiError(404, "request_not_found", str(exc)) from None
+    return JSONResponse(retried.to_json())
 
 
 async def relay_status(request: Request) -> Response:
@@ -205,11 +219,13 @@ async def forget_relay(request: Request) -> Response:
 async def forwarding_status(request: Request) -> Response:
     ep = get_endpoint(request)
     store = store_of(request)
+    skipped = await store.skipped_counts(ep.id, "forward")
     targets = []
     for status in _forwarder(request).status(ep.id):
         row = status.to_json()
         row["pending"] = await store.count_requests_after(ep.id, status.acked_id) if status.acked_id is not None \
             else None
+        row["skipped"] = skipped.get(status.target, 0)
         targets.append(row)
     return JSONResponse({"targets": targets})
 

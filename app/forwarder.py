@@ -29,6 +29,7 @@ from app.resigning import resigner_of
 from app.retry import RetryPolicy
 from app.ssrf import ForwardPolicy, Resolver, TargetRefused, system_resolver
 from app.store.base import Store
+from app.store.faults import BodyMissing
 
 log = logging.getLogger("hookscope.forward")
 
@@ -101,6 +102,10 @@ class Sender:
             return Outcome.failure(str(exc), final=True), b""
         except (OSError, TimeoutError, ProtocolError, EOFError, asyncio.IncompleteReadError) as exc:
             return Outcome.failure(error_text(exc), round((time.perf_counter() - started) * 1000, 3)), b""
+        except Exception as exc:  # a bug must fail this one attempt (final: it would fail again), not its caller
+            log.exception("sending to %s failed unexpectedly", out.url)
+            ms = round((time.perf_counter() - started) * 1000, 3)
+            return Outcome.failure(f"internal error while sending: {error_text(exc)}", ms, final=True), b""
         return Outcome.from_response(resp), resp.body if not resp.truncated else b""
 
     async def aclose(self) -> None:
@@ -214,13 +219,29 @@ class _Worker:
                 self.status.acked_id = cursor
                 async for req in self.owner.feed.follow(self.endpoint_id, cursor):
                     if not req.rejected:
-                        await self._deliver(req)
+                        await self._deliver_isolated(req)
                     self.status.acked_id = req.id
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never let a bug end forwarding silently: log, pause, start over from the cursor
+            except Exception:  # the feed or the store failed (not one request): log, pause, resume from the cursor
                 log.exception("forward worker %s -> %s failed; restarting", self.endpoint_id, self.target)
                 await asyncio.sleep(1.0)
+
+    async def _deliver_isolated(self, req: CapturedRequest) -> None:
+        """Deliver one request; a bug while doing so becomes that request's dead delivery (retryable by hand)
+        and the worker goes on. Restarting from the cursor instead would send the same request again, every
+        second, for ever, with nothing recorded."""
+        try:
+            await self._deliver(req)
+        except Exception as exc:
+            log.exception("forwarding request %d to %s failed unexpectedly; moving on", req.id, self.target)
+            outcome = Outcome.failure(f"internal error while forwarding: {error_text(exc)}", final=True)
+            update = DeliveryUpdate(req.id, req.endpoint_id, "forward", self.target, "", "dead", 1, outcome)
+            self.owner.track(self.owner.store.record_delivery(update, ("forward", self.target, req.id)))
+            self.status.current_id = None
+            self.status.attempts = 0
+            self.status.next_attempt_at = None
+            self.status.last_error = outcome.error
 
     def _signed(self, out: Outgoing) -> Outgoing:
         """Re-sign each attempt afresh when the endpoint asks for it (a retry must not carry a stale timestamp)."""
@@ -236,15 +257,15 @@ class _Worker:
 
     async def _deliver(self, req: CapturedRequest) -> None:
         owner = self.owner
-        body = await owner.feed.body_of(req)
         self.status.current_id = req.id
         started = time.monotonic()
         attempt = 0
         try:
+            body = await owner.feed.body_of(req)
             out: Outgoing | None = build_outgoing(
                 parse_target(self.target), req.method, req.path, req.query, req.headers, body
             )
-        except TargetError as exc:
+        except (TargetError, BodyMissing) as exc:  # final: retrying cannot bring the body back
             out = None
             error = str(exc)
         while True:

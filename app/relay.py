@@ -3,7 +3,8 @@
 Protocol (JSON text frames over the websocket `/api/endpoints/{id}/relay?name=NAME[&from=now|all|ID]`):
 
 server -> client
-  {"type": "hello", "endpoint": ID, "relay": NAME, "acked_id": N, "ping_interval": SECONDS}
+  {"type": "hello", "endpoint": ID, "relay": NAME, "acked_id": N, "ping_interval": SECONDS, "skipped": T}
+  {"type": "skipped", "count": N, "total": T}       (retention pruned N more captures this relay had not acked)
   {"type": "request", "id": N, "received_at": EPOCH, "method": M, "path": SUB_PATH, "query": RAW_QUERY,
    "headers": [[name, value], ...], "body": BASE64, "want_response": BOOL}
       header names/values, path and query are ISO-8859-1 strings of the raw bytes (lossless)
@@ -33,19 +34,21 @@ import json
 import logging
 import re
 import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from app.deliveries import DeliveryUpdate, Outcome
+from app.deliveries import DeliveryUpdate, Outcome, error_text
 from app.feed import CaptureFeed
 from app.forwarder import Forwarder
 from app.models import CapturedRequest, Endpoint
 from app.passthrough import Passthrough
 from app.resigning import resigner_of
-from app.store.base import Store
+from app.store.base import Skipped, Store
 from app.tasks import first_completed
+from app.unicode_safe import find_surrogate
 
 log = logging.getLogger("hookscope.relay")
 
@@ -67,6 +70,8 @@ class RelaySession:
     in_flight: int = 0
     websocket: WebSocket | None = None
     replaced: bool = False
+    # Frames about this relay from outside its connection (retention's "skipped"), sent by the notifier task.
+    notices: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
 
 
 class RelayHub:
@@ -84,9 +89,18 @@ class RelayHub:
     def connected(self, endpoint_id: str) -> bool:
         return any(k[0] == endpoint_id for k in self.sessions)
 
+    def pruned(self, skipped: Iterable[Skipped]) -> None:
+        """Retention removed captures a relay had not acknowledged: tell it now if it is connected (the next
+        hello carries the total otherwise)."""
+        for s in skipped:
+            session = self.sessions.get((s.endpoint_id, s.name)) if s.kind == "relay" else None
+            if session is not None:
+                session.notices.put_nowait({"type": "skipped", "count": s.count, "total": s.total})
+
     async def status(self, endpoint_id: str) -> list[dict[str, Any]]:
         """Relays of an endpoint: connected ones and every one with a stored cursor."""
         rows: dict[str, dict[str, Any]] = {}
+        skipped = await self.store.skipped_counts(endpoint_id, "relay")
         for name, acked, updated in await self.store.list_cursors(endpoint_id, "relay"):
             rows[name] = {"name": name, "connected": False, "acked_id": acked, "acked_at": updated,
                           "connected_at": None, "last_seen_at": None, "remote": None, "in_flight": 0}
@@ -99,6 +113,7 @@ class RelayHub:
                        in_flight=s.in_flight)
         for row in rows.values():
             row["pending"] = await self.store.count_requests_after(endpoint_id, row["acked_id"])
+            row["skipped"] = skipped.get(row["name"], 0)
         return sorted(rows.values(), key=lambda r: r["name"])
 
     async def close_all(self) -> None:
@@ -138,12 +153,14 @@ class RelayHub:
         log.info("relay %s connected to endpoint %s at cursor %d", name, ep.id, cursor)
         window = asyncio.Semaphore(WINDOW)
         try:
+            skipped = (await self.store.skipped_counts(ep.id, "relay")).get(name, 0)
             await ws.send_text(json.dumps({"type": "hello", "endpoint": ep.id, "relay": name, "acked_id": cursor,
-                                           "ping_interval": self.ping_interval}))
+                                           "ping_interval": self.ping_interval, "skipped": skipped}))
             tasks = [
                 asyncio.create_task(self._sender(ws, session, window), name="relay-sender"),
                 asyncio.create_task(self._receiver(ws, session, window), name="relay-receiver"),
                 asyncio.create_task(self._pinger(ws, session), name="relay-pinger"),
+                asyncio.create_task(self._notifier(ws, session), name="relay-notifier"),
             ]
             done = await first_completed(tasks)
             for t in done:
@@ -201,15 +218,36 @@ class RelayHub:
                 for req in batch:
                     if isinstance(req, BaseException):
                         raise req
-                    items.append(await self._request_item(req))
+                    try:
+                        item = await self._request_item(req)
+                    except Exception as exc:  # one request we cannot send (body file gone) must not end the relay
+                        window.release()
+                        self._unsendable(session, req, exc)
+                        continue
+                    items.append(item)
                     session.in_flight += 1
                     session.sent_id = req.id
+                if not items:
+                    continue
                 frame = items[0] if len(items) == 1 else {"type": "batch", "items": items}
                 await ws.send_text(json.dumps(frame))
         finally:
             pump_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await pump_task
+
+    def _unsendable(self, session: RelaySession, req: CapturedRequest, exc: Exception) -> None:
+        """Record a request we could not even send as this relay's dead delivery. The cursor moves past it only
+        when nothing sent before it is still unacknowledged (the cursor never jumps over an unacked request);
+        otherwise the next ack after it moves it, and a reconnect tries it once more."""
+        reason = f"could not relay this request: {error_text(exc)}"[:1000]
+        log.warning("relay %s: request %d: %s", session.name, req.id, reason)
+        cursor = ("relay", session.name, req.id) if session.in_flight == 0 else None
+        update = DeliveryUpdate(req.id, session.endpoint_id, "relay", "", session.name, "dead", 1,
+                                Outcome.failure(reason))
+        self.forwarder.track(self.store.record_delivery(update, cursor))
+        if cursor is not None:
+            session.acked_id = max(session.acked_id, req.id)
 
     async def _request_item(self, req: CapturedRequest) -> dict[str, Any]:
         body = await self.feed.body_of(req)
@@ -238,24 +276,25 @@ class RelayHub:
             text = await ws.receive_text()
             session.last_seen_at = time.time()
             try:
-                msg = json.loads(text)
+                msg = json.loads(text, parse_constant=_not_json)
                 kind = msg.get("type")
-            except (ValueError, AttributeError):
+            except (ValueError, AttributeError, RecursionError):
                 continue
             if kind == "ping":
                 await ws.send_text('{"type":"pong"}')
             elif kind in ("ack", "acks"):
-                for item in [msg] if kind == "ack" else msg.get("items") or []:
+                for item in [msg] if kind == "ack" else _list(msg.get("items")):
                     try:
                         self._ack(session, item)
-                    except (KeyError, TypeError, ValueError, AttributeError) as exc:
-                        log.warning("relay %s sent a bad ack: %r", session.name, exc)
-                        continue
+                    except Exception as exc:  # one unusable ack must not hold its window slot or end the relay
+                        if not self._bad_ack(session, item, exc):
+                            continue
                     if session.in_flight > 0:
                         session.in_flight -= 1
                         window.release()
 
     def _ack(self, session: RelaySession, msg: dict[str, Any]) -> None:
+        check_ack(msg, session.sent_id)
         rid = int(msg["id"])
         status = msg.get("status")
         headers = [(str(n).encode("latin-1"), str(v).encode("latin-1")) for n, v in msg.get("headers") or []]
@@ -280,6 +319,26 @@ class RelayHub:
         self.forwarder.track(self.store.record_delivery(update, ("relay", session.name, rid)))
         session.acked_id = max(session.acked_id, rid)
 
+    def _bad_ack(self, session: RelaySession, item: Any, exc: Exception) -> bool:
+        """An ack we could not use becomes the dead delivery of the request it names, when that is a request
+        this connection sent: the request is then done for this relay like after any ack (the client would
+        answer a resend with the same ack). Returns whether it named one."""
+        rid = item.get("id") if isinstance(item, dict) else None
+        if not (isinstance(rid, int) and not isinstance(rid, bool) and 0 < rid <= session.sent_id):
+            log.warning("relay %s sent an ack for no request it was sent: %s", session.name, exc)
+            return False
+        reason = f"the relay sent an unusable ack: {exc}"[:1000].encode("utf-8", "replace").decode("utf-8")
+        log.warning("relay %s: request %d: %s", session.name, rid, reason)
+        update = DeliveryUpdate(rid, session.endpoint_id, "relay", "", session.name, "dead", 1,
+                                Outcome.failure(reason))
+        self.forwarder.track(self.store.record_delivery(update, ("relay", session.name, rid)))
+        session.acked_id = max(session.acked_id, rid)
+        return True
+
+    async def _notifier(self, ws: WebSocket, session: RelaySession) -> None:
+        while True:
+            await ws.send_text(json.dumps(await session.notices.get()))
+
     async def _pinger(self, ws: WebSocket, session: RelaySession) -> None:
         """Ping every interval; a client silent for three intervals is gone (sleeping laptop, dead network)."""
         while True:
@@ -288,6 +347,52 @@ class RelayHub:
                 log.info("relay %s missed its pings; closing", session.name)
                 return
             await ws.send_text('{"type":"ping"}')
+
+
+def check_ack(msg: Any, sent_id: int) -> None:
+    """Raise ValueError unless an ack item has the shape of the protocol above, with values the store can keep:
+    no lone surrogates, ids of requests this connection was sent, numbers in range, latin-1 headers."""
+    if not isinstance(msg, dict):
+        raise ValueError("an ack is a JSON object")
+    where = find_surrogate(msg)
+    if where is not None:
+        raise ValueError(f"ack {where} holds a lone surrogate")
+    rid = msg.get("id")
+    if not _int_in(rid, 1, sent_id):
+        raise ValueError(f"ack id {rid!r} is not a request sent on this connection")
+    for name, lo, hi in (("status", 100, 999), ("attempts", 0, 2**31), ("body_size", 0, 2**62)):
+        if msg.get(name) is not None and not _int_in(msg[name], lo, hi):
+            raise ValueError(f"ack {name} must be an integer from {lo} to {hi}")
+    latency = msg.get("latency_ms")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float)
+                                or not 0 <= latency <= 1e10):
+        raise ValueError("ack latency_ms must be a number of milliseconds")
+    for name in ("target", "error", "body"):
+        if msg.get(name) is not None and not isinstance(msg[name], str):
+            raise ValueError(f"ack {name} must be a string")
+    headers = msg.get("headers")
+    if headers is not None:
+        if not isinstance(headers, list) or not all(
+            isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in headers
+        ):
+            raise ValueError("ack headers must be a list of [name, value] strings")
+        for pair in headers:
+            for text in pair:
+                # Raises UnicodeEncodeError, a ValueError: header bytes travel as ISO-8859-1 text.
+                text.encode("latin-1")
+
+
+def _int_in(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _not_json(name: str) -> Any:
+    # json.loads takes NaN and Infinity; int(Infinity) would raise OverflowError, which nothing expects.
+    raise ValueError(f"{name} is not JSON")
 
 
 async def _refuse(ws: WebSocket, code: str, message: str) -> None:

@@ -28,7 +28,7 @@ from urllib.parse import quote, urlsplit
 import websockets
 from websockets.asyncio.client import ClientConnection
 
-from app.http1 import HttpClient, ProtocolError
+from app.http1 import HttpClient, ProtocolError, describe_error
 from app.outbound import Outgoing, Target, TargetError, build_outgoing, parse_target
 from app.tasks import first_completed
 
@@ -131,6 +131,9 @@ class Console:
     def info(self, text: str) -> None:
         print(self._paint(f"{time.strftime('%H:%M:%S')} {text}", "2"), file=self.out, flush=True)
 
+    def warn(self, text: str) -> None:
+        print(self._paint(f"{time.strftime('%H:%M:%S')} {text}", "33"), file=self.out, flush=True)
+
     def event(self, rid: int, method: str, path: str, target: str, status: int | None, ms: float | None,
               error: str | None) -> None:
         if self.quiet:
@@ -154,6 +157,7 @@ class RelayClient:
         self.failed = 0
         self.acked: collections.OrderedDict[int, str] = collections.OrderedDict()
         self._first_connection = True
+        self.skipped = 0  # the server's count of captures pruned before this relay got them, as last reported
 
     async def run(self) -> int:
         backoff = 0.5
@@ -177,6 +181,9 @@ class RelayClient:
                         self.console.info("the server refused the token (use --token or HOOKSCOPE_TOKEN)")
                         return 2
                     self.console.info(f"connection lost ({exc.__class__.__name__}); retrying in {backoff:.1f}s")
+                except Exception as exc:  # a server frame we did not expect must not end a long-running relay
+                    self.console.info(f"relay session failed ({exc.__class__.__name__}: {exc}); reconnecting in "
+                                      f"{backoff:.1f}s")
                 if self.stopping.is_set():
                     break
                 with contextlib.suppress(TimeoutError):
@@ -197,18 +204,25 @@ class RelayClient:
         async def receiver() -> None:
             async for raw in ws:
                 last_heard[0] = time.monotonic()
-                msg = json.loads(raw)
-                kind = msg.get("type")
+                try:
+                    msg = json.loads(raw)
+                    kind = msg.get("type")
+                except (ValueError, AttributeError, RecursionError):  # a frame we cannot read ends nothing
+                    self.console.info(f"ignored a frame from the server that is not a JSON object: {str(raw)[:80]!r}")
+                    continue
                 if kind == "request":
                     queue.put_nowait(msg)
                 elif kind == "batch":
-                    for item in msg["items"]:
+                    for item in msg.get("items") if isinstance(msg.get("items"), list) else []:
                         queue.put_nowait(item)
                 elif kind == "ping":
                     await ws.send('{"type":"pong"}')
                 elif kind == "hello":
                     interval[0] = float(msg.get("ping_interval") or 5.0)
                     self.console.info(f"relay {msg['relay']} connected; resuming after request #{msg['acked_id']}")
+                    self._note_skipped(int(msg.get("skipped") or 0))
+                elif kind == "skipped":
+                    self._note_skipped(int(msg.get("total") or 0))
                 elif kind == "error":
                     self.console.info(f"server refused: {msg.get('message')}")
                     fatal[0] = True
@@ -219,8 +233,11 @@ class RelayClient:
             acks: list[str] = []
             while True:
                 msg = await queue.get()
-                acks.append(await self._handle(msg))
-                if queue.empty() or len(acks) >= ACK_BATCH:
+                try:
+                    acks.append(await self._handle(msg))
+                except Exception as exc:  # no usable id: nothing to ack; the next request still goes out
+                    self.console.info(f"ignored a request the relay could not read: {describe_error(exc)}")
+                if acks and (queue.empty() or len(acks) >= ACK_BATCH):
                     await ws.send(acks[0] if len(acks) == 1 else '{"type":"acks","items":[' + ",".join(acks) + "]}")
                     acks = []
 
@@ -239,17 +256,46 @@ class RelayClient:
                 raise t.exception()  # type: ignore[misc]
         return fatal[0]
 
+    def _note_skipped(self, total: int) -> None:
+        """Warn once per loss: the server sends its running total (in hello, and whenever it grows)."""
+        if total > self.skipped:
+            lost = total - self.skipped
+            self.console.warn(
+                f"warning: {lost} {'capture was' if lost == 1 else 'captures were'} pruned by the server's "
+                "retention before this relay received them"
+                + (f" ({total} in all)" if self.skipped else "")
+                + "; keep the relay connected, or raise the server's --retention-ceiling"
+            )
+        self.skipped = total  # lower only when the relay was forgotten and started afresh
+
     async def _handle(self, msg: dict[str, Any]) -> str:
+        """Deliver one request and return its ack. Whatever goes wrong with this request (a bug, a frame we
+        cannot use) is acked as its failure, so the server records it and the relay goes on with the next."""
         rid = int(msg["id"])
         if rid in self.acked:  # delivered on a connection that died before the ack arrived
             return self.acked[rid]
+        ack: dict[str, Any] = {"type": "ack", "id": rid, "attempts": 1, "status": None, "latency_ms": None,
+                               "error": None, "headers": [], "body": "", "body_size": 0, "target": None}
+        try:
+            await self._route(rid, msg, ack)
+        except Exception as exc:
+            ack.update(status=None, latency_ms=None, headers=[], body="", body_size=0,
+                       error=f"internal error in the relay: {describe_error(exc)}")
+            self.failed += 1
+            self.console.event(rid, str(msg.get("method")), str(msg.get("path") or ""), str(ack["target"]), None,
+                               None, ack["error"])
+        text = json.dumps(ack)
+        self.acked[rid] = text
+        while len(self.acked) > REMEMBER:
+            self.acked.popitem(last=False)
+        return text
+
+    async def _route(self, rid: int, msg: dict[str, Any], ack: dict[str, Any]) -> None:
         body = base64.b64decode(msg.get("body") or "")
         headers = [(str(n), str(v)) for n, v in msg["headers"]]
         path, query, method = msg["path"], msg["query"], msg["method"]
         parsed: list[Any] = []
         rule = next((r for r in self.o.rules if r.matches(path, headers, body, parsed)), None)
-        ack: dict[str, Any] = {"type": "ack", "id": rid, "attempts": 1, "status": None, "latency_ms": None,
-                               "error": None, "headers": [], "body": "", "body_size": 0, "target": None}
         if rule is None:
             ack["error"] = "no --to rule matched"
             self.failed += 1
@@ -260,11 +306,6 @@ class RelayClient:
             await self._deliver(out, ack, KEEP_PASSTHROUGH if msg.get("want_response") else KEEP_PLAIN)
             self.console.event(rid, method, path + ("?" + query if query else ""), rule.url, ack["status"],
                                ack["latency_ms"], ack["error"])
-        text = json.dumps(ack)
-        self.acked[rid] = text
-        while len(self.acked) > REMEMBER:
-            self.acked.popitem(last=False)
-        return text
 
     async def _deliver(self, out: Outgoing, ack: dict[str, Any], keep: int) -> None:
         """Send, retrying while the target is unreachable (a dev server restarting), up to --retry-for."""
@@ -274,7 +315,8 @@ class RelayClient:
             try:
                 resp = await self.http.send(out, self.o.timeout, keep=keep)
             except (OSError, TimeoutError, ProtocolError, asyncio.IncompleteReadError) as exc:
-                error = f"{exc.__class__.__name__}: {exc}" if str(exc) else exc.__class__.__name__
+                # Every failed attempt is counted in the ack: nothing is sent twice without a record of it.
+                error = describe_error(exc)
                 if time.monotonic() - started + delay > self.o.retry_for or self.stopping.is_set():
                     ack["error"] = error
                     self.failed += 1

@@ -6,16 +6,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+import logging
 from dataclasses import dataclass
 from typing import Any
 
-from app.deliveries import Delivery, DeliveryUpdate, Outcome
+from app.deliveries import Delivery, DeliveryUpdate, Outcome, error_text
 from app.forwarder import Sender
 from app.models import CapturedRequest, display_to_latin1
 from app.outbound import TargetError, build_outgoing, parse_target
 from app.providers import mask_secret
 from app.resigning import Resigner, resigner_of
 from app.store.base import Store
+
+log = logging.getLogger("hookscope.replay")
 
 _TOKEN_CHARS = set("!#$%&'*+-.^_`|~0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ")
 MAX_EDIT_BODY = 2 * 1024 * 1024
@@ -116,6 +119,10 @@ def parse_edits(data: dict[str, Any]) -> Edits:
     return Edits(method, path, query, headers, body)
 
 
+class RequestGone(Exception):
+    """The captured request disappeared (deleted, cleared or pruned) before its delivery could be recorded."""
+
+
 class Replayer:
     def __init__(self, store: Store, sender: Sender) -> None:
         self.store = store
@@ -157,6 +164,17 @@ class Replayer:
     async def _send(
         self, req: CapturedRequest, target: str, edits: Edits, resigner: Resigner | None = None
     ) -> Outcome:
+        """One attempt; a bug while making it becomes this delivery's failure (a replay of many goes on with
+        the next request) instead of an error without a record."""
+        try:
+            return await self._attempt(req, target, edits, resigner)
+        except Exception as exc:
+            log.exception("replaying request %d to %s failed unexpectedly", req.id, target)
+            return Outcome.failure(f"internal error while replaying: {error_text(exc)}", final=True)
+
+    async def _attempt(
+        self, req: CapturedRequest, target: str, edits: Edits, resigner: Resigner | None = None
+    ) -> Outcome:
         body = edits.body if edits.body is not None else await self.store.load_body(req)
         try:
             out = build_outgoing(
@@ -178,6 +196,8 @@ class Replayer:
         return outcome
 
     async def _stored(self, delivery_id: int) -> Delivery:
-        delivery = await self.store.get_delivery(delivery_id)
-        assert delivery is not None
+        # record_delivery gives 0 when the request was deleted or pruned while it was being sent.
+        delivery = await self.store.get_delivery(delivery_id) if delivery_id else None
+        if delivery is None:
+            raise RequestGone("the request was deleted or pruned while it was being replayed")
         return delivery

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 from pathlib import Path
 from typing import Any
@@ -214,3 +215,40 @@ async def test_relay_socket_refuses_bad_names_and_starts(server: LiveServer, cli
             assert frame["type"] == "error" and frame["code"] == code, (query, frame)
     async with websockets.connect(base + "name=t&from=1", proxy=None) as ws:
         assert json.loads(await asyncio.wait_for(ws.recv(), 5))["type"] == "hello"
+
+
+async def test_a_request_whose_body_file_is_gone_becomes_a_dead_relay_delivery(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    """One request the server cannot even read must not end the relay session (it would reconnect into the same
+    request for ever): it becomes this relay's dead delivery and the requests behind it still go out."""
+    ep = (await create_endpoint(client))["id"]
+    ids = []
+    for body in (b"first", b"x" * (512 * 1024), b"last"):  # the middle one is spilled to a body file
+        resp = await client.post(f"/h/{ep}", content=body)
+        ids.append(int(resp.headers["x-hookscope-request-id"]))
+    for name in os.listdir(str(server.settings.db) + ".bodies"):
+        os.unlink(os.path.join(str(server.settings.db) + ".bodies", name))
+    url = f"ws://127.0.0.1:{server.port}/api/endpoints/{ep}/relay?name=r&from=all"
+    async with websockets.connect(url, ping_interval=None) as ws:
+        assert json.loads(await ws.recv())["type"] == "hello"
+        got: list[dict[str, Any]] = []
+        while len(got) < 2:
+            frame = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            got.extend(frame["items"] if frame["type"] == "batch" else [frame] if frame["type"] == "request" else [])
+        assert [item["id"] for item in got] == [ids[0], ids[2]]
+        await ws.send(json.dumps({"type": "acks", "items": [
+            {"type": "ack", "id": i, "target": "http://t/", "status": 200, "attempts": 1} for i in (ids[0], ids[2])
+        ]}))
+
+        async def cursor() -> int:
+            relays = (await client.get(f"/api/endpoints/{ep}/relays")).json()["relays"]
+            return int(relays[0]["acked_id"])
+
+        deadline = asyncio.get_running_loop().time() + 10
+        while await cursor() != ids[2]:
+            assert asyncio.get_running_loop().time() < deadline
+            await asyncio.sleep(0.02)
+    dead = (await client.get(f"/api/requests/{ids[1]}/deliveries")).json()["deliveries"]
+    assert [(d["kind"], d["state"]) for d in dead] == [("relay", "dead")]
+    assert "could not relay" in dead[0]["error"] and "missing" in dead[0]["error"]
