@@ -19,6 +19,7 @@ import httpx
 import uvicorn
 
 from app.config import Settings
+from app.http_guard import uvicorn_config
 from app.main import HookscopeApp, create_app
 
 REPO = Path(__file__).resolve().parent.parent
@@ -54,9 +55,8 @@ async def live_server(settings: Settings) -> AsyncIterator[LiveServer]:
     port = sock.getsockname()[1]
     settings = replace(settings, port=port)
     app = create_app(settings)
-    config = uvicorn.Config(
-        app, log_level="warning", proxy_headers=False, lifespan="on", ws_ping_interval=None, http=settings.http
-    )
+    # The same protocol and limits as `hookscope serve` (app/http_guard.py).
+    config = uvicorn_config(app, settings, log_level="warning", lifespan="on", ws_ping_interval=None)
     server = uvicorn.Server(config)
     task = asyncio.create_task(server.serve(sockets=[sock]))
     try:
