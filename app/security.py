@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
+
+from app.site_guard import SCOPE_KEY, SitePolicy
 
 # No inline script, no foreign origins: captured data can at worst become text.
 CSP = (
@@ -40,16 +40,11 @@ class SecurityHeaders:
 
 def same_origin(ws: WebSocket) -> bool:
     """Whether a websocket handshake may proceed: refuses cross-site websocket hijacking (a foreign page opening a
-    socket to a loopback server, where no token is needed). Browsers always send Origin on websockets; non-browser
-    clients (the relay CLI, tests) may omit it."""
-    origin = ws.headers.get("origin")
-    if origin is None:
-        return True
-    parts = urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        return False
-    allowed = {ws.headers.get("host", "").lower()}
-    public_url: str | None = ws.app.state.settings.public_url
-    if public_url:
-        allowed.add(urlsplit(public_url).netloc.lower())
-    return parts.netloc.lower() in allowed
+    socket to a loopback server, where no token is needed), also from a DNS-rebinding page whose Origin equals its
+    Host. Browsers always send Origin on websockets; non-browser clients (the relay CLI, tests) may omit it.
+    The rule is SitePolicy.from_own_site (app/site_guard.py): Origin against the allowed origins, not the Host."""
+    policy = ws.scope.get(SCOPE_KEY)
+    if not isinstance(policy, SitePolicy):
+        # Only when the app runs without SiteGuard around it (it always has it in create_app).
+        policy = SitePolicy.from_settings(ws.app.state.settings)
+    return policy.from_own_site(ws.scope)
