@@ -7,6 +7,7 @@ value -> JSON shown back, e.g. with secrets masked), registered in OPTION_FIELDS
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from typing import Any
 
 from app.awareness import parse_verify, render_verify
 from app.models import Endpoint, EndpointStats, ResponseSpec, rfc3339
+from app.unicode_safe import scrub
+
+log = logging.getLogger("hookscope.api")
 
 MAX_NAME = 200
 MAX_RESPONSE_BODY = 1024 * 1024
@@ -164,5 +168,16 @@ def endpoint_json(ep: Endpoint, stats: EndpointStats, base_url: str) -> dict[str
     }
     for key, fieldspec in OPTION_FIELDS.items():
         if key in ep.options:
-            data[key] = fieldspec.render(ep.options[key])
+            data[key] = _render_option(ep.id, key, fieldspec, ep.options[key])
     return data
+
+
+def _render_option(endpoint_id: str, key: str, fieldspec: OptionField, stored: Any) -> Any:
+    """A stored setting as the API shows it. Settings written by an older version may hold what today's parser
+    refuses (a lone surrogate, a shape since changed): one such value must not turn every endpoint listing
+    into a 500, so it is repaired (surrogates become U+FFFD) or, failing that, reported in place."""
+    try:
+        return scrub(fieldspec.render(scrub(stored)))
+    except (ValueError, TypeError, KeyError, AttributeError):
+        log.warning("endpoint %s: stored setting %r cannot be shown", endpoint_id, key, exc_info=True)
+        return {"error": f"the stored {key} setting cannot be read; set it again"}

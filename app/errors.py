@@ -8,6 +8,8 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
+from app.unicode_safe import scrub_text
+
 
 class ApiError(Exception):
     def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
@@ -19,7 +21,8 @@ class ApiError(Exception):
 
 
 def error_body(code: str, message: str) -> bytes:
-    return json.dumps({"error": {"code": code, "message": message}}).encode()
+    # Messages quote user input: a lone surrogate there would go out as a \ud800 escape no client can decode.
+    return json.dumps({"error": {"code": code, "message": scrub_text(message)}}).encode()
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -35,7 +35,7 @@ import logging
 from typing import Any
 
 from starlette.routing import WebSocketRoute
-from starlette.websockets import WebSocket, WebSocketDisconnect
+from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
 from app.api import endpoint_topic
 from app.hub import Hub, Subscription, SubscriptionEvicted
@@ -52,6 +52,8 @@ MAX_FRAME = 500
 # (and the hub queue behind it) forever.
 SEND_TIMEOUT = 10.0
 QUEUE_SIZE = 1000
+# uvicorn's message for a send after it closed the socket itself (keepalive timeout), before the app is told.
+_CLOSED_BY_SERVER = "after sending 'websocket.close'"
 
 
 async def live_socket(ws: WebSocket) -> None:
@@ -65,7 +67,7 @@ async def live_socket(ws: WebSocket) -> None:
     ws.state.send_lock = asyncio.Lock()
     await ws.accept()
     if ep is None:
-        await ws.close(4404, "no such endpoint")
+        await _close(ws, 4404, "no such endpoint")
         return
     raw_after = ws.query_params.get("after", "")
     try:
@@ -73,7 +75,7 @@ async def live_socket(ws: WebSocket) -> None:
     except ValueError:
         after = -1
     if after is not None and not 0 <= after < 2**63:
-        await ws.close(4400, "after must be a non-negative integer")
+        await _close(ws, 4400, "after must be a non-negative integer")
         return
     # Subscribed before anything is read: whatever commits from now on is in this queue.
     sub = hub.subscribe(endpoint_topic(ep.id), maxsize=getattr(ws.app.state, "live_queue_size", QUEUE_SIZE))
@@ -89,9 +91,14 @@ async def _serve(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: st
     newest = await store.last_request_id()
     reset = after is not None and after > newest
     cursor = newest if after is None or reset else after
-    await _send(ws, {"type": "hello", "last_id": cursor})
-    if reset:
-        await _send(ws, {"type": "reset"})
+    try:
+        await _send(ws, {"type": "hello", "last_id": cursor})
+        if reset:
+            await _send(ws, {"type": "reset"})
+    except WebSocketDisconnect:
+        # Gone between the handshake and the first frame (a page closed or reloaded at once): nothing to serve,
+        # and not an error (left to propagate, uvicorn would log it as one).
+        return
     # The receiver notices the browser leaving (and answers pings); without it a send-only handler never learns
     # that the page closed, and server shutdown waits on it.
     receiver = asyncio.create_task(_receive(ws), name="live-receiver")
@@ -146,10 +153,29 @@ async def _send_requests(ws: WebSocket, rows: list[CapturedRequest]) -> None:
 
 
 async def _send(ws: WebSocket, frame: dict[str, Any]) -> None:
-    # Sender and receiver (pong) share the socket; a frame must never interleave with another.
+    """Send one frame; a socket that is already closed raises WebSocketDisconnect, like one closing now.
+
+    Sender and receiver (pong) race the client's disconnect: whichever sends second after it finds the socket
+    closed, which Starlette reports as WebSocketDisconnected (a RuntimeError) and uvicorn, in the moment between
+    its keepalive timeout's close and the connection's end, as a plain RuntimeError. Both mean "gone", not a bug.
+    """
     lock: asyncio.Lock = ws.state.send_lock
+    # Sender and receiver share the socket; a frame must never interleave with another.
     async with lock:
-        await asyncio.wait_for(ws.send_text(json.dumps(frame, separators=(",", ":"))), SEND_TIMEOUT)
+        try:
+            await asyncio.wait_for(ws.send_text(json.dumps(frame, separators=(",", ":"))), SEND_TIMEOUT)
+        except WebSocketDisconnected:
+            raise WebSocketDisconnect(1006) from None
+        except RuntimeError as exc:
+            if _CLOSED_BY_SERVER not in str(exc):
+                raise
+            raise WebSocketDisconnect(1006) from None
+
+
+async def _close(ws: WebSocket, code: int, reason: str) -> None:
+    # The client may already be gone; its close frame is then moot.
+    with contextlib.suppress(WebSocketDisconnect, WebSocketDisconnected, OSError):
+        await ws.close(code, reason)
 
 
 async def _receive(ws: WebSocket) -> None:
@@ -162,7 +188,7 @@ async def _receive(ws: WebSocket) -> None:
             continue
         try:
             frame = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             continue
         if isinstance(frame, dict) and frame.get("type") == "ping":
             await _send(ws, {"type": "pong"})

@@ -7,6 +7,16 @@ expects. Each event carries `id: <request id>`, so a reconnecting EventSource se
 resume after it (smee.io itself does not). A named `ping` event goes out every 25 s to keep proxies from
 timing the stream out.
 
+Last-Event-ID, like the live socket's `after` (app/live.py):
+  absent or empty        start at the newest request: only new captures are streamed
+  a request id           resume after it
+  beyond the newest id   the database was replaced under the client: after `ready` comes
+                         `id: N` / `event: reset` / `data: {"last_id": N}` with N the newest id, then the stream
+                         goes on after N. The id resets the client's Last-Event-ID; smee-client ignores the named
+                         event, a custom EventSource can listen for it and drop what it showed.
+  anything else          400 JSON `invalid_last_event_id` (not digits, 20 digits or more, >= 2**63, or repeated):
+                         an EventSource does not retry after a non-200 answer, so a bad id cannot loop.
+
 Access: the ingest URL is public, but the stream would expose every captured request, so when the server has a
 token the stream requires it, as `?token=` (smee-client can only put it in the URL, which then shows up in
 proxy logs and shell history: prefer `hookscope forward`) or as `Authorization: Bearer`.
@@ -98,24 +108,29 @@ class SmeeStream:
 
     async def __call__(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._authorised(scope):
-            body = error_body("unauthorized", "this stream requires the server token: ?token=<token> or Bearer")
-            await send({"type": "http.response.start", "status": 401, "headers": [
-                (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
-            await send({"type": "http.response.body", "body": body})
+            await _error(send, 401, "unauthorized", "this stream requires the server token: ?token=<token> or Bearer")
             return
-        after: int | None = None
-        for name, value in scope["headers"]:
-            if name == b"last-event-id" and value.strip().isdigit():
-                after = int(value.strip())
-        if after is None:
-            after = await self.store.last_request_id()
+        try:
+            after = last_event_id(scope["headers"])
+        except ValueError as exc:
+            await _error(send, 400, "invalid_last_event_id", str(exc))
+            return
+        newest = await self.store.last_request_id()
+        # Beyond the newest id ever assigned: the database was replaced under the client (as app/live.py's reset).
+        reset = after is not None and after > newest
+        if after is None or reset:
+            after = newest
         await send({"type": "http.response.start", "status": 200, "headers": [
             (b"content-type", b"text/event-stream; charset=utf-8"),
             (b"cache-control", b"no-cache, no-transform"),
             (b"x-accel-buffering", b"no"),
         ]})
-        await send({"type": "http.response.body", "body": f"retry: {RETRY_MS}\n\nevent: ready\ndata: {{}}\n\n"
-                    .encode(), "more_body": True})
+        opening = f"retry: {RETRY_MS}\n\nevent: ready\ndata: {{}}\n\n"
+        if reset:
+            # The id moves the client's Last-Event-ID back to ours, so a reconnect before the next capture
+            # resumes exactly instead of resetting again and skipping what arrived meanwhile.
+            opening += f"id: {after}\nevent: reset\ndata: {json.dumps({'last_id': after})}\n\n"
+        await send({"type": "http.response.body", "body": opening.encode(), "more_body": True})
         # Always read beside writing: otherwise a client that goes away is never noticed and shutdown hangs.
         tasks = [
             asyncio.create_task(self._events(endpoint, after, send)),
@@ -137,6 +152,28 @@ class SmeeStream:
         while True:
             await asyncio.sleep(self.ping_interval)
             await send({"type": "http.response.body", "body": b"event: ping\ndata: {}\n\n", "more_body": True})
+
+
+def last_event_id(headers: list[tuple[bytes, bytes]]) -> int | None:
+    """The request id a reconnecting EventSource resumes after; None without the header (or with it empty, as
+    an EventSource sends before it saw any id). ValueError for anything that is not one request id: more than
+    one header, or not 1 to 19 ASCII digits below 2**63 (the id range)."""
+    values = [v.strip(b" \t") for n, v in headers if n == b"last-event-id"]
+    if not values or values == [b""]:
+        return None
+    if len(values) > 1:
+        raise ValueError("Last-Event-ID is given more than once")
+    value = values[0]
+    if not (value.isdigit() and len(value) <= 19 and int(value) < 2**63):
+        raise ValueError("Last-Event-ID must be a request id (an integer below 2**63)")
+    return int(value)
+
+
+async def _error(send: Send, status: int, code: str, message: str) -> None:
+    body = error_body(code, message)
+    await send({"type": "http.response.start", "status": status, "headers": [
+        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _until_disconnect(receive: Receive) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -17,7 +18,7 @@ from websockets.asyncio.client import ClientConnection
 from app.api import endpoint_topic
 from app.auth import session_value
 from app.config import Settings
-from tests.support import LiveServer, create_endpoint, live_server
+from tests.support import LiveServer, create_endpoint, live_server, wait_until
 
 
 def ws_url(server: LiveServer, endpoint_id: str, after: int | None = None) -> str:
@@ -220,3 +221,52 @@ async def test_lagging_subscriber_is_closed_1013_without_slowing_capture(
                 await frame(stalled)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1013
     assert hub.subscriber_count(topic) == 0
+
+
+async def test_disconnect_storm_is_quiet_and_the_server_keeps_serving(
+    server: LiveServer, client: httpx.AsyncClient, caplog: pytest.LogCaptureFixture
+) -> None:
+    """100 pages that vanish: half right after the handshake (before the hello can be sent), half while
+    captures stream to them and their pings are being answered. A client leaving is not an error."""
+    ep = await create_endpoint(client)
+    watched = [logging.getLogger(name) for name in ("hookscope.live", "uvicorn.error")]
+    for logger in watched:  # uvicorn's loggers do not propagate to the root, where caplog listens
+        logger.addHandler(caplog.handler)
+    caplog.set_level(logging.WARNING)
+    try:
+        streaming = []
+        for _ in range(50):
+            ws = await websockets.connect(ws_url(server, ep["id"], 0), proxy=None)
+            streaming.append(ws)
+
+        async def vanish_at_once() -> None:
+            ws = await websockets.connect(ws_url(server, ep["id"], 0), proxy=None)
+            ws.transport.abort()
+
+        async def vanish_while_streaming(ws: ClientConnection, i: int) -> None:
+            for _ in range(i % 7):
+                await ws.send(json.dumps({"type": "ping"}))
+                await ws.recv()
+            await ws.send(json.dumps({"type": "ping"}))
+            ws.transport.abort() if i % 2 else await ws.close()
+
+        captures = asyncio.gather(*(post(client, ep["id"], 10, f"storm{lane}-") for lane in range(3)))
+        await asyncio.gather(*(vanish_at_once() for _ in range(50)),
+                             *(vanish_while_streaming(ws, i) for i, ws in enumerate(streaming)))
+        await captures
+        topic = endpoint_topic(ep["id"])
+        await wait_until(lambda: server.app.hub.subscriber_count(topic) == 0, timeout=20)
+        # Still serving: a new page gets the backlog and a new capture live.
+        async with websockets.connect(ws_url(server, ep["id"], 0), proxy=None) as ws:
+            assert (await frame(ws))["type"] == "hello"
+            seen: list[int] = []
+            new = await post(client, ep["id"], 1, "after")
+            await collect_ids(ws, set(new), seen)
+            assert len(seen) == 31
+        assert (await client.get("/healthz")).status_code == 200
+    finally:
+        for logger in watched:
+            logger.removeHandler(caplog.handler)
+    noisy = [(r.name, r.levelname, r.getMessage()) for r in caplog.records
+             if r.name in ("hookscope.live", "uvicorn.error") and r.levelno >= logging.WARNING]
+    assert noisy == []

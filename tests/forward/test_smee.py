@@ -137,3 +137,43 @@ async def test_smee_client_forwards_and_catches_up(
         proc.terminate()
         await asyncio.to_thread(proc.wait, 10)
         await proxy.stop()
+
+
+SSE = {"Accept": "text/event-stream"}
+
+
+async def test_last_event_id_beyond_the_newest_resets_then_streams(
+    server: LiveServer, client: httpx.AsyncClient
+) -> None:
+    ep = await create_endpoint(client)
+    first = (await client.post(f"/h/{ep['id']}", content=b"a")).json()["request_id"]
+    async with client.stream("GET", f"/h/{ep['id']}", headers={**SSE, "Last-Event-ID": str(10**12)}) as resp:
+        assert resp.status_code == 200
+        lines = resp.aiter_lines()
+        opening = [await anext(lines) for _ in range(9)]
+        assert opening == ["retry: 1000", "", "event: ready", "data: {}", "",
+                           f"id: {first}", "event: reset", f'data: {{"last_id": {first}}}', ""]
+        rid = (await client.post(f"/h/{ep['id']}", content=b"b")).json()["request_id"]
+        assert await anext(lines) == f"id: {rid}"
+    # A reconnect with the id the reset gave resumes exactly, without another reset.
+    async with client.stream("GET", f"/h/{ep['id']}", headers={**SSE, "Last-Event-ID": str(first)}) as resp:
+        lines = resp.aiter_lines()
+        assert [await anext(lines) for _ in range(6)][-1] == f"id: {rid}"
+
+
+async def test_unusable_last_event_id_is_400_json(server: LiveServer, client: httpx.AsyncClient) -> None:
+    ep = await create_endpoint(client)
+    bad: list[list[tuple[bytes, bytes]]] = [
+        [(b"last-event-id", value)]
+        for value in (b"abc", b"1" * 20, str(2**63).encode(), b"-1", b"1.5", b"\xb2", b"0x10", b"1 2")
+    ]
+    bad.append([(b"last-event-id", b"1"), (b"last-event-id", b"2")])
+    for headers in bad:
+        resp = await client.get(f"/h/{ep['id']}", headers=[(b"accept", b"text/event-stream"), *headers])
+        assert resp.status_code == 400, (headers, resp.text)
+        assert resp.json()["error"]["code"] == "invalid_last_event_id"
+    # The largest id there can be is still an id: beyond the newest, so a reset.
+    async with client.stream("GET", f"/h/{ep['id']}", headers={**SSE, "Last-Event-ID": str(2**63 - 1)}) as resp:
+        assert resp.status_code == 200
+        lines = resp.aiter_lines()
+        assert "event: reset" in [await anext(lines) for _ in range(9)]
