@@ -176,7 +176,9 @@ def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     from app.clientaddr import parse_networks
+    from app.log_redact import install_redaction
     from app.main import create_app
+    from app.store.faults import StorageUnavailable, claim_storage
 
     try:
         parse_networks(args.trusted_proxy)
@@ -186,24 +188,23 @@ def run_serve(args: argparse.Namespace) -> int:
         print(f"hookscope: {exc}", file=sys.stderr)
         return 2
     app = create_app(settings)
+    try:
+        claim_storage(app.store)  # before uvicorn: a second server or a read-only file stops here, status 1
+    except StorageUnavailable as exc:
+        print(f"hookscope: {exc}", file=sys.stderr)
+        return 1
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = settings.public_url or f"http://{shown_host}:{settings.port}"
     print(f"hookscope {__version__}: open {url} (database {settings.db}, durability {settings.durability})",
           flush=True)
     if generated:
         print(f"hookscope: bound to {settings.host} with no --token; generated one: {settings.token}", flush=True)
-    config = uvicorn.Config(
-        app,
-        host=settings.host,
-        port=settings.port,
-        access_log=settings.access_log,
-        http=settings.http,
-        log_level=settings.log_level,
-        # We read X-Forwarded-For ourselves, only from --trusted-proxy peers.
-        proxy_headers=False,
-        server_header=False,
-        timeout_graceful_shutdown=10,
-    )
+    from app.http_guard import raise_open_file_limit, uvicorn_config
+
+    # Before the config: the default --max-connections is sized to the limit in force.
+    raise_open_file_limit()
+    config = uvicorn_config(app, settings)
+    install_redaction()  # after the config: uvicorn.Config sets up the log handlers it filters
     uvicorn.Server(config).run()
     return 0
 

@@ -36,6 +36,7 @@ from app.replay import Replayer
 from app.resources import resource_dir
 from app.retry import RetryPolicy
 from app.security import SecurityHeaders
+from app.site_guard import SiteGuard, SitePolicy
 from app.smee import SmeeStream
 from app.ssrf import ForwardPolicy
 from app.store import SQLiteStore, Store
@@ -79,7 +80,10 @@ class HookscopeApp:
         self.state.hub = self.hub
         self.capture = CaptureApp(settings, self.store, parse_networks(settings.trusted_proxies))
         self.state.capture = self.capture
-        self.guarded = AuthMiddleware(SecurityHeaders(self.web), settings.token)
+        # Host and cross-site rules first: a rebinding or foreign page learns nothing, not even whether auth is on.
+        self.guarded = SiteGuard(
+            AuthMiddleware(SecurityHeaders(self.web), settings.token), SitePolicy.from_settings(settings)
+        )
         self.store.on_request(self._publish)
         self._setup_forwarding(settings)
 
@@ -128,12 +132,19 @@ class HookscopeApp:
             yield
 
     async def _janitor(self) -> None:
-        """Retention: prune old requests on a schedule (and once at start)."""
+        """Retention: prune old requests on a schedule (and once at start). Captures a relay or forward target
+        still owes are kept up to the ceiling; past it, connected relays are told what they will never get."""
+        ceiling = self.settings.effective_retention_ceiling
         while True:
             try:
-                removed = await self.store.prune(time.time())
-                if removed:
-                    log.info("retention removed %d requests", removed)
+                result = await self.store.prune(time.time(), ceiling)
+                if result.removed:
+                    log.info("retention removed %d requests", result.removed)
+                for s in result.skipped:
+                    log.warning("retention ceiling (%d per endpoint) reached: %d capture(s) of endpoint %s pruned "
+                                "before %s %s received them (%d in all)", ceiling, s.count, s.endpoint_id, s.kind,
+                                s.name, s.total)
+                self.relays.pruned(result.skipped)
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(self.settings.janitor_interval)
