@@ -77,7 +77,8 @@ def build_parser() -> argparse.ArgumentParser:
          "line alone may be at most 16KiB (414)", "64KiB", parse_size)
     _add(serve, "header-timeout", "time a sender has to send the whole request head (then 408 and close)", "10s",
          parse_duration)
-    _add(serve, "body-timeout", "longest wait for the next body byte (then 408 and close)", "30s", parse_duration)
+    _add(serve, "body-timeout", "longest wait for the next body byte (then 408 and close); "
+         "also how long a websocket peer may leave our sends unread before it is dropped", "30s", parse_duration)
     _add(serve, "max-connections", "open connections served at once; more are refused with 503 (default: sized "
          "to the open-file limit)", None, int)
     _add(serve, "allowed-host", "extra Host name pages, API and websockets answer to, e.g. the name a reverse "

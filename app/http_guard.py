@@ -36,6 +36,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.h11_impl import H11Protocol
+from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
 from app.config import Settings
@@ -348,6 +349,72 @@ class GuardedH11(_Guarded, H11Protocol):
         H11Protocol.handle_websocket_upgrade(self, event)
 
 
+class GuardedWebSockets(WebSocketsSansIOProtocol):
+    """uvicorn's websocket protocol, aborting a peer that stops reading.
+
+    The kernel and asyncio buffer what a peer does not read; once the transport's buffer passes its high-water
+    mark every send waits. A close frame or a keep-alive timeout cannot help then: `transport.close()` waits for
+    that buffer to drain, which a peer that never reads never lets happen, so the socket and its buffers would
+    stay for as long as the peer keeps the connection. After `send_stall` seconds paused, the transport is
+    aborted: the handler sees a disconnect and the buffers are freed at once.
+    """
+
+    send_stall: ClassVar[float]
+    _stall_timer: asyncio.TimerHandle | None = None
+    _close_watch: asyncio.TimerHandle | None = None
+    _close_stuck = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        WebSocketsSansIOProtocol.connection_made(self, transport)
+        self._close_watch = self.loop.call_later(self.send_stall, self._watch_close)
+
+    def _watch_close(self) -> None:
+        """A close (ours, or uvicorn's keep-alive timeout) that cannot flush: the transport stays open until its
+        buffer drains, and below the high-water mark pause_writing never fired. Stuck for two looks: abort."""
+        self._close_watch = None
+        stuck = self.transport.is_closing() and self.transport.get_write_buffer_size() > 0
+        if stuck and self._close_stuck:
+            self._stalled()
+            return
+        self._close_stuck = stuck
+        self._close_watch = self.loop.call_later(self.send_stall, self._watch_close)
+
+    def pause_writing(self) -> None:
+        WebSocketsSansIOProtocol.pause_writing(self)
+        if self._stall_timer is None:
+            self._stall_timer = self.loop.call_later(self.send_stall, self._stalled)
+
+    def resume_writing(self) -> None:
+        WebSocketsSansIOProtocol.resume_writing(self)
+        self._cancel_stall()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_stall()
+        self._cancel_watch()
+        WebSocketsSansIOProtocol.connection_lost(self, exc)
+
+    def _cancel_stall(self) -> None:
+        if self._stall_timer is not None:
+            self._stall_timer.cancel()
+            self._stall_timer = None
+
+    def _cancel_watch(self) -> None:
+        if self._close_watch is not None:
+            self._close_watch.cancel()
+            self._close_watch = None
+
+    def _stalled(self) -> None:
+        self._stall_timer = None
+        self._cancel_watch()
+        log.info("websocket peer %s read nothing for %g s; dropping the connection", self.client, self.send_stall)
+        self.transport.abort()
+
+
+def websocket_class(settings: Settings) -> type[asyncio.Protocol]:
+    """A websocket protocol class for one server, with its own stall limit."""
+    return type("GuardedWebSockets", (GuardedWebSockets,), {"send_stall": settings.body_timeout})
+
+
 def _httptools_class() -> type[_Guarded]:
     # Imported here: httptools is optional for uvicorn, and --http h11 must work without it.
     from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
@@ -448,6 +515,7 @@ def uvicorn_config(app: ASGIApp, settings: Settings, **overrides: Any) -> uvicor
         "access_log": settings.access_log,
         "log_level": settings.log_level,
         "http": protocol_class(settings, max_connections(settings)),
+        "ws": websocket_class(settings),
         # h11 refuses a head past this with its own plain-text 400; ours answers first with 431.
         "h11_max_incomplete_event_size": settings.max_header_bytes + READ_SIZE,
         # We read X-Forwarded-For ourselves, only from --trusted-proxy peers.

@@ -395,6 +395,56 @@ async def test_websocket_outlives_header_and_body_timeouts(srv: LiveServer, endp
                     seen.extend(r["id"] for r in f["requests"])
 
 
+def _server_socket_inode(server_port: int, client_port: int) -> str | None:
+    """The inode of the server's end of a loopback TCP connection, from /proc/net/tcp (None once it is gone)."""
+    want_local, want_remote = f":{server_port:04X}", f":{client_port:04X}"
+    with open("/proc/net/tcp") as f:
+        for line in f.readlines()[1:]:
+            fields = line.split()
+            if fields[1].endswith(want_local) and fields[2].endswith(want_remote):
+                return fields[9]
+    return None
+
+
+def _inode_open_here(inode: str) -> bool:
+    for fd in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{fd}") == f"socket:[{inode}]":
+                return True
+    return False
+
+
+async def test_websocket_peer_that_stops_reading_is_dropped(srv: LiveServer, endpoint: str) -> None:
+    """A relay socket whose peer reads nothing: once the server's sends have waited --body-timeout, the
+    connection is aborted and its socket closed (a close frame could never get through the full buffers)."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.setblocking(False)
+    loop = asyncio.get_running_loop()
+    await loop.sock_connect(sock, ("127.0.0.1", srv.port))
+    try:
+        await loop.sock_sendall(sock, (
+            f"GET /api/endpoints/{endpoint}/relay?name=stalled&from=all HTTP/1.1\r\nHost: 127.0.0.1:{srv.port}\r\n"
+            "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Version: 13\r\n"
+            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        ).encode())
+        inode: str | None = None
+        async with asyncio.timeout(HANG_GUARD):
+            while inode is None:
+                inode = _server_socket_inode(srv.port, sock.getsockname()[1])
+                await asyncio.sleep(0.02)
+        async with srv.client() as client:
+            for i in range(12):  # ~16 MiB of base64 frames: far more than the socket buffers hold
+                assert (await client.post(f"/h/{endpoint}", content=bytes([i]) * MIB)).status_code == 200
+        async with asyncio.timeout(HANG_GUARD + srv.settings.body_timeout):
+            while _inode_open_here(inode):
+                await asyncio.sleep(0.05)
+        async with srv.client() as client:
+            assert (await client.get("/healthz")).status_code == 200
+    finally:
+        sock.close()
+
+
 # The connection cap ----------------------------------------------------------------------------------------
 
 

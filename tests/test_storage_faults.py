@@ -3,7 +3,7 @@ a lost body file, a full or read-only bodies directory, a full or read-only data
 
 Faults come from the kernel, not from mocks: a tmpfs of a few MiB filled to the last page, a read-only
 remount, an immutable (chattr +i) database file. Those need root (tests here run as root); elsewhere the
-tests that need them are skipped.
+tests that need them are skipped, unless HOOKSCOPE_REQUIRE_ROOT_FS=1 (set by .ci/run) makes that a failure.
 """
 
 from __future__ import annotations
@@ -43,6 +43,12 @@ def _big(seed: str, size: int = MIB) -> bytes:
     return (block * (size // len(block) + 1))[:size]
 
 
+def _unavailable(reason: str) -> None:
+    if os.environ.get("HOOKSCOPE_REQUIRE_ROOT_FS") == "1":
+        pytest.fail(f"storage-fault tests required but {reason}")
+    pytest.skip(reason)
+
+
 def _run(*cmd: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(cmd, capture_output=True, text=True, timeout=30)
 
@@ -56,7 +62,7 @@ def mounts() -> Iterator[Callable[[Path, str], None]]:
         where.mkdir(parents=True, exist_ok=True)
         result = _run("mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where))
         if result.returncode != 0:
-            pytest.skip(f"cannot mount a tmpfs here: {result.stderr.strip()}")
+            _unavailable(f"cannot mount a tmpfs here: {result.stderr.strip()}")
         mounted.append(where)
 
     yield mount
@@ -87,7 +93,7 @@ def _fill(directory: Path) -> Path:
 def _immutable(path: Path) -> Iterator[None]:
     result = _run("chattr", "+i", str(path))
     if result.returncode != 0:
-        pytest.skip(f"chattr +i does not work here: {result.stderr.strip()}")
+        _unavailable(f"chattr +i does not work here: {result.stderr.strip()}")
     try:
         yield
     finally:
