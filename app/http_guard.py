@@ -56,6 +56,8 @@ DEFAULT_MAX_CONNECTIONS = 4096
 # read (see _Guarded._head_data), so h11's own last-resort limit sits that far above ours and never answers first.
 READ_SIZE = 256 * 1024
 REFUSAL_LOG_INTERVAL = 60.0
+# How long a refused sender may go on sending (discarded) after our answer, so that it can read the answer.
+LINGER = 2.0
 
 
 def _response(status: int, code: str, message: str, extra: bytes = b"") -> bytes:
@@ -156,6 +158,7 @@ class _Guarded(asyncio.Protocol):
     server_state: ServerState
 
     _refused = False
+    _lingering = False  # answered and half-closed: whatever still arrives is discarded
     _upgraded = False
     _head_seen = 0  # bytes of the current head counted so far (0: no byte of a head yet)
     _line_done = False  # the current head's request line ended within the limit
@@ -303,15 +306,26 @@ class _Guarded(asyncio.Protocol):
         if cycle is not None and not cycle.response_complete:
             cycle.disconnected = True
             cycle.message_event.set()
-        if response is not None:
-            self.transport.write(response)
-        self.transport.close()
+        if response is None or not self.transport.can_write_eof():
+            if response is not None:
+                self.transport.write(response)
+            self.transport.close()
+            return
+        # Lingering close: a sender still writing when we close gets a TCP reset, and a reset can destroy our
+        # answer before its client reads it. So: answer, end our side, discard what still arrives (see
+        # data_received) for at most LINGER seconds, then close.
+        self._lingering = True
+        self.transport.write(response)
+        self.transport.write_eof()
+        self._header_timer = self.loop.call_later(LINGER, self.transport.close)
 
 
 class GuardedH11(_Guarded, H11Protocol):
     """uvicorn's h11 protocol with the guard; the per-server Limits come from protocol_class()."""
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
         state = self.conn.their_state
         if state is h11.SEND_BODY:
             self._body_at = self.loop.time()
@@ -426,6 +440,8 @@ def _httptools_class() -> type[_Guarded]:
         _heads = 0
 
         def data_received(self, data: bytes) -> None:
+            if self._lingering:
+                return
             if self._in_body:
                 self._body_at = self.loop.time()
                 HttpToolsProtocol.data_received(self, data)
