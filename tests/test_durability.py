@@ -10,7 +10,7 @@ from pathlib import Path
 
 import httpx
 
-from tests.support import ServerProcess
+from tests.support import LOCAL_TLS, ServerProcess
 
 
 def _body(i: int) -> bytes:
@@ -24,7 +24,7 @@ async def test_every_acknowledged_request_survives_kill_9(tmp_path: Path) -> Non
     db = tmp_path / "crash.db"
     acked: dict[int, int] = {}  # request id -> body index
     with ServerProcess(db) as srv:
-        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=10,
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=10,
                                      limits=httpx.Limits(max_connections=32)) as client:
             ep = (await client.post("/api/endpoints")).json()["id"]
             killed = asyncio.Event()
@@ -56,7 +56,7 @@ async def test_every_acknowledged_request_survives_kill_9(tmp_path: Path) -> Non
     assert len(acked) >= 400
 
     with ServerProcess(db) as srv:
-        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=30) as client:
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=30) as client:
             for rid, i in acked.items():
                 raw = await client.get(f"/api/requests/{rid}/raw")
                 assert raw.status_code == 200, rid
@@ -91,7 +91,7 @@ async def _chunks(total: int, size: int = 64 * 1024) -> AsyncIterator[bytes]:
 
 async def test_memory_stays_flat_with_huge_and_concurrent_bodies(tmp_path: Path) -> None:
     with ServerProcess(tmp_path / "mem.db", ["--max-body", "25MiB"]) as srv:
-        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=60) as client:
             ep = (await client.post("/api/endpoints")).json()["id"]
             await client.post(f"/h/{ep}", content=b"warm-up")
             _reset_peak(srv.pid)
@@ -121,7 +121,7 @@ async def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
     srv.start()
     acked: list[int] = []
     try:
-        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=10) as client:
             ep = (await client.post("/api/endpoints")).json()["id"]
             stop = asyncio.Event()
 
@@ -150,6 +150,6 @@ async def test_sigterm_drains_and_exits_cleanly(tmp_path: Path) -> None:
     assert returncode in (0, -15)
     assert "Application shutdown complete." in log and "Traceback" not in log
     with ServerProcess(db) as again:
-        async with httpx.AsyncClient(base_url=again.url, trust_env=False) as client:
+        async with httpx.AsyncClient(base_url=again.url, trust_env=False, verify=LOCAL_TLS) as client:
             for rid in acked:
                 assert (await client.get(f"/api/requests/{rid}/raw")).content == b"t" * 100

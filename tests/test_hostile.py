@@ -15,7 +15,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.support import ServerProcess
+from tests.support import LOCAL_TLS, ServerProcess
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
@@ -46,7 +46,7 @@ def _check(resp: httpx.Response) -> None:
 def proc_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[httpx.Client, str]]:
     """A subprocess server and a sync client: hypothesis drives plain functions."""
     with ServerProcess(tmp_path_factory.mktemp("hostile") / "h.db") as srv, httpx.Client(
-        base_url=srv.url, trust_env=False, timeout=10
+        base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=10
     ) as client:
         ep = client.post("/api/endpoints").json()["id"]
         client.post(f"/h/{ep}", content=b"\xff\x00{}")

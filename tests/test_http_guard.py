@@ -24,7 +24,16 @@ import pytest
 import websockets
 
 from app.config import Settings
-from tests.support import LiveServer, ServerProcess, create_endpoint, live_server, raw_request, status_of
+from tests.support import (
+    LOCAL_TLS,
+    LiveServer,
+    ServerProcess,
+    create_endpoint,
+    live_server,
+    raw_request,
+    status_of,
+    wait_until,
+)
 from tests.test_live import frame, ws_url
 
 PARSERS = ["httptools", "h11"]
@@ -150,14 +159,15 @@ def proc(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactor
 
 @pytest.fixture
 def proc_endpoint(proc: ServerProcess) -> str:
-    resp = httpx.post(proc.url + "/api/endpoints", json={}, trust_env=False, timeout=HANG_GUARD)
+    resp = httpx.post(proc.url + "/api/endpoints", json={}, trust_env=False, verify=LOCAL_TLS, timeout=HANG_GUARD)
     assert resp.status_code == 201
     endpoint_id: str = resp.json()["id"]
     return endpoint_id
 
 
 def stored_count(base_url: str, endpoint_id: str) -> int:
-    resp = httpx.get(f"{base_url}/api/endpoints/{endpoint_id}/requests", trust_env=False, timeout=HANG_GUARD)
+    resp = httpx.get(f"{base_url}/api/endpoints/{endpoint_id}/requests",
+        trust_env=False, verify=LOCAL_TLS, timeout=HANG_GUARD)
     return len(resp.json()["requests"])
 
 
@@ -197,7 +207,8 @@ def test_huge_header_block_refused_431_memory_flat(proc: ServerProcess, proc_end
 
     def check_health() -> None:
         # While the attacker's connection is open (or just refused), the server answers others.
-        health.append(httpx.get(proc.url + "/healthz", trust_env=False, timeout=HANG_GUARD).status_code)
+        health.append(httpx.get(proc.url + "/healthz",
+            trust_env=False, verify=LOCAL_TLS, timeout=HANG_GUARD).status_code)
 
     start = f"POST /h/{proc_endpoint} HTTP/1.1\r\nHost: x\r\nX-Big: ".encode()
     assert status_of(stream_head(proc.port, start, MIB)) == 431
@@ -235,7 +246,8 @@ def test_thousand_stalled_connections_do_not_block_a_capture(proc: ServerProcess
         while open_fds(proc.pid) < base + stalled:
             assert time.monotonic() < deadline, "server did not accept the connections"
             time.sleep(0.02)
-        resp = httpx.post(f"{proc.url}/h/{proc_endpoint}", content=b"fresh", trust_env=False, timeout=5)
+        resp = httpx.post(f"{proc.url}/h/{proc_endpoint}", content=b"fresh",
+            trust_env=False, verify=LOCAL_TLS, timeout=5)
         assert resp.status_code == 200
     finally:
         for sock in socks:
@@ -436,9 +448,7 @@ async def test_websocket_peer_that_stops_reading_is_dropped(srv: LiveServer, end
         async with srv.client() as client:
             for i in range(12):  # ~16 MiB of base64 frames: far more than the socket buffers hold
                 assert (await client.post(f"/h/{endpoint}", content=bytes([i]) * MIB)).status_code == 200
-        async with asyncio.timeout(HANG_GUARD + srv.settings.body_timeout):
-            while _inode_open_here(inode):
-                await asyncio.sleep(0.05)
+        await wait_until(lambda: not _inode_open_here(inode), timeout=HANG_GUARD + srv.settings.body_timeout)
         async with srv.client() as client:
             assert (await client.get("/healthz")).status_code == 200
     finally:

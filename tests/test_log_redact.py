@@ -11,7 +11,7 @@ import httpx
 import pytest
 
 from app.log_redact import RedactTokens, redact
-from tests.support import ServerProcess
+from tests.support import LOCAL_TLS, ServerProcess
 
 
 def test_redact_rewrites_token_parameters_only() -> None:
@@ -41,7 +41,7 @@ def test_server_access_log_never_shows_the_token(tmp_path: Path, monkeypatch: py
     monkeypatch.setattr(subprocess, "Popen", popen)
     secret = "s3cret-token-value"
     srv = ServerProcess(tmp_path / "h.db", ["--access-log", "true", "--token", secret, "--log-level", "info"])
-    with srv, httpx.Client(base_url=srv.url, trust_env=False, timeout=10,
+    with srv, httpx.Client(base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=10,
                            headers={"authorization": f"Bearer {secret}"}) as client:
         ep = client.post("/api/endpoints").json()["id"]
         with client.stream("GET", f"/h/{ep}?token={secret}", headers={"accept": "text/event-stream"}) as resp:

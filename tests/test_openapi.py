@@ -34,7 +34,7 @@ from websockets.sync.client import connect
 from app.config import Settings
 from app.main import create_app
 from app.openapi import NOT_DESCRIBED, build_document
-from tests.support import LiveServer, create_endpoint, live_server
+from tests.support import LOCAL_TLS, LiveServer, create_endpoint, live_server
 
 TOKEN = "fuzz-token-0123456789"
 # Per operation. Enough to get past the 404s and 400s to the real handlers; 23 operations stay within ~40 s.
@@ -170,7 +170,8 @@ def fuzz(srv: LiveServer) -> tuple[list[str], list[str]]:
     auth = {"authorization": f"Bearer {TOKEN}"}
     failures: list[str] = []
     unreached: list[str] = []
-    with httpx.Client(base_url=srv.url, headers=auth, trust_env=False, timeout=REQUEST_TIMEOUT) as client:
+    with httpx.Client(base_url=srv.url, headers=auth,
+        trust_env=False, verify=LOCAL_TLS, timeout=REQUEST_TIMEOUT) as client:
         labels = [
             (path, method.upper())
             for path, item in build_document()["paths"].items()

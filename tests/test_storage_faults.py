@@ -25,7 +25,7 @@ import pytest
 from app.config import Settings
 from app.main import create_app
 from app.store.faults import DatabaseLocked, StorageUnavailable
-from tests.support import REPO, ServerProcess, create_endpoint, free_port, live_server, wait_until
+from tests.support import LOCAL_TLS, REPO, ServerProcess, create_endpoint, free_port, live_server, wait_until
 
 MIB = 1024 * 1024
 
@@ -132,7 +132,7 @@ async def test_second_server_refused_while_the_first_stores_a_large_upload(tmp_p
     db = tmp_path / "one.db"
     body = _big("in-flight", 3 * MIB)
     with ServerProcess(db) as first:
-        async with httpx.AsyncClient(base_url=first.url, trust_env=False, timeout=60) as client:
+        async with httpx.AsyncClient(base_url=first.url, trust_env=False, verify=LOCAL_TLS, timeout=60) as client:
             ep = (await create_endpoint(client))["id"]
             resume = asyncio.Event()
             half = len(body) // 2
@@ -166,7 +166,7 @@ async def test_second_server_refused_while_the_first_stores_a_large_upload(tmp_p
 
         first.kill9()  # the kernel drops the flock with the process: no stale lock
         with ServerProcess(db) as again:
-            async with httpx.AsyncClient(base_url=again.url, trust_env=False, timeout=60) as client:
+            async with httpx.AsyncClient(base_url=again.url, trust_env=False, verify=LOCAL_TLS, timeout=60) as client:
                 raw = await client.get(f"/api/requests/{rid}/raw")
                 assert raw.status_code == 200 and raw.content == body
             assert (tmp_path / "one.db.lock").read_text().strip() == str(again.pid)
@@ -370,7 +370,7 @@ async def test_read_only_database_file_refuses_to_start(tmp_path: Path) -> None:
                 raise AssertionError("started on a read-only database")
     # Not left locked by the refusal.
     with ServerProcess(db) as srv:
-        async with httpx.AsyncClient(base_url=srv.url, trust_env=False) as client:
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS) as client:
             assert (await client.get("/healthz")).json() == {"ok": True}
 
 

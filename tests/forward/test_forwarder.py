@@ -11,7 +11,7 @@ import httpx
 
 from app.config import Settings
 from tests.forward.target import RecordingTarget
-from tests.support import LiveServer, ServerProcess, create_endpoint, free_port, live_server, wait_until
+from tests.support import LOCAL_TLS, LiveServer, ServerProcess, create_endpoint, free_port, live_server, wait_until
 
 
 async def _deliveries(client: httpx.AsyncClient, rid: int) -> dict[str, Any]:
@@ -96,7 +96,7 @@ async def test_server_restart_resumes_pending_deliveries(tmp_path: Path) -> None
     port = free_port()
     server = ServerProcess(tmp_path / "h.db", ["--forward-retry", "50ms,200ms,1h"])
     with server:
-        async with httpx.AsyncClient(base_url=server.url, trust_env=False) as client:
+        async with httpx.AsyncClient(base_url=server.url, trust_env=False, verify=LOCAL_TLS) as client:
             ep = await create_endpoint(client, forward_targets=[f"http://127.0.0.1:{port}/in"])
             for i in range(10):
                 assert (await client.post(f"/h/{ep['id']}", content=f"r{i}")).status_code == 200

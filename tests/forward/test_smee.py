@@ -15,7 +15,7 @@ from app.config import Settings
 from app.models import CapturedRequest
 from app.smee import smee_payload
 from tests.forward.target import RecordingTarget
-from tests.support import LiveServer, create_endpoint, live_server, wait_until
+from tests.support import LOCAL_TLS, LiveServer, create_endpoint, live_server, wait_until
 
 
 class TcpProxy:
@@ -85,7 +85,7 @@ async def test_stream_needs_the_token_when_one_is_set(tmp_path: Path) -> None:
     async with live_server(settings) as srv, srv.client(headers={"Authorization": "Bearer tok"}) as client:
         ep = await create_endpoint(client)
         sse = {"Accept": "text/event-stream"}
-        async with httpx.AsyncClient(base_url=srv.url, trust_env=False) as anon:
+        async with httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS) as anon:
             assert (await anon.get(f"/h/{ep['id']}", headers=sse)).status_code == 401
             async with anon.stream("GET", f"/h/{ep['id']}?token=tok", headers=sse) as resp:
                 assert resp.status_code == 200 and resp.headers["content-type"].startswith("text/event-stream")

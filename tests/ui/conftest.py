@@ -3,11 +3,17 @@
 Without /usr/bin/chromium these tests skip, unless HOOKSCOPE_REQUIRE_BROWSER=1 (set by .ci/run) makes that a
 failure. Every page is watched: dialogs (alert/confirm/prompt), uncaught page errors and any request that leaves
 127.0.0.1 are recorded in `Watch`, so XSS tests can assert that nothing ran and nothing phoned home.
+
+Servers: `ui_server` is one `hookscope serve` shared by the tests of a module (each test creates its own endpoint and
+only looks at that endpoint's data). A test that needs a server of its own (it stops or restarts the server, or
+depends on server-wide state such as the endpoint list) is marked `@pytest.mark.fresh_server`: its `ui_server` is
+then started for it alone. The browser is shared by the package; each test still gets its own context and `Watch`.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -18,7 +24,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support import ServerProcess
+from tests.support import LOCAL_TLS, ServerProcess
 
 CHROMIUM = os.environ.get("HOOKSCOPE_CHROMIUM", "/usr/bin/chromium")
 # Flags for a closed network and a root user (see ../shared/architecture.md): no background networking.
@@ -47,10 +53,16 @@ def _browser_missing() -> str | None:
     return None
 
 
-# Module scope, not session: the sync API keeps an event loop running in this thread while it is started, and a
-# pytest-asyncio test collected after a browser module would then fail with "cannot be called from a running
-# event loop". One Chromium start per module costs well under a second.
-@pytest.fixture(scope="module")
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "fresh_server: give the test a `hookscope serve` of its own instead of the module's shared one"
+    )
+
+
+# Package scope, not session: the sync API keeps an event loop running in this thread while it is started, and a
+# pytest-asyncio test run after the browser tests would then fail with "cannot be called from a running event
+# loop". The package's fixtures are torn down as soon as the run leaves tests/ui (which holds no asyncio tests).
+@pytest.fixture(scope="package")
 def playwright_instance() -> Iterator[Playwright]:
     missing = _browser_missing()
     if missing:
@@ -61,7 +73,7 @@ def playwright_instance() -> Iterator[Playwright]:
         yield pw
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="package")
 def browser(playwright_instance: Playwright) -> Iterator[Browser]:
     b = playwright_instance.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
     yield b
@@ -81,6 +93,12 @@ class Watch:
         assert self.page_errors == [], f"uncaught page errors: {self.page_errors}"
 
 
+# Every URL except data:, blob: and URLs whose host is exactly 127.0.0.1 or localhost. Matched by Playwright itself,
+# so loopback requests (all of the page's own) skip the round trip to this process that a "**/*" route costs each
+# request; anything else still reaches `on_request`, which keeps the exact host check.
+NOT_LOOPBACK = re.compile(r"^(?!data:|blob:|[a-z][a-z0-9+.\-]*://(?:[^/?#]*@)?(?:127\.0\.0\.1|localhost)(?::\d+)?(?:[/?#]|$))")
+
+
 def watch_context(context: BrowserContext, watch: Watch) -> None:
     def on_request(route):  # type: ignore[no-untyped-def]
         host = urlsplit(route.request.url).hostname or ""
@@ -90,7 +108,7 @@ def watch_context(context: BrowserContext, watch: Watch) -> None:
             watch.foreign_requests.append(route.request.url)
             route.abort()
 
-    context.route("**/*", on_request)
+    context.route(NOT_LOOPBACK, on_request)
 
     def on_page(page: Page) -> None:
         def on_dialog(dialog):  # type: ignore[no-untyped-def]
@@ -104,10 +122,24 @@ def watch_context(context: BrowserContext, watch: Watch) -> None:
     context.on("page", on_page)
 
 
-@pytest.fixture
-def ui_server(tmp_path: Path) -> Iterator[ServerProcess]:
-    with ServerProcess(tmp_path / "ui.db") as srv:
+@pytest.fixture(scope="module")
+def shared_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    """One server per module, for the tests that only look at endpoints they created themselves."""
+    with ServerProcess(tmp_path_factory.mktemp("ui") / "ui.db") as srv:
         yield srv
+
+
+@pytest.fixture
+def ui_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ServerProcess]:
+    if request.node.get_closest_marker("fresh_server") is not None:
+        with ServerProcess(tmp_path / "ui.db") as srv:
+            yield srv
+        return
+    srv = request.getfixturevalue("shared_server")
+    # A test that stops the shared server is a test bug (mark it fresh_server): say so instead of failing later.
+    assert srv.proc is not None and srv.proc.poll() is None, f"shared server exited: {srv.proc and srv.proc.returncode}"
+    yield srv
+    assert srv.proc.poll() is None, "the test stopped the module's shared server: mark it fresh_server"
 
 
 @pytest.fixture
@@ -154,16 +186,17 @@ class Inspector:
         body: bytes = b"",
     ) -> int:
         url = self.ingest + sub + (f"?{query}" if query else "")
-        resp = httpx.request(method, url, headers=headers, content=body, trust_env=False, timeout=30)
+        resp = httpx.request(method, url, headers=headers, content=body, trust_env=False, verify=LOCAL_TLS, timeout=30)
         assert resp.status_code < 300, resp.text
         return int(resp.headers["x-hookscope-request-id"])
 
     def get(self, rid: int) -> dict[str, Any]:
-        data: dict[str, Any] = httpx.get(f"{self.server.url}/api/requests/{rid}", trust_env=False).json()
+        data: dict[str, Any] = httpx.get(f"{self.server.url}/api/requests/{rid}",
+            trust_env=False, verify=LOCAL_TLS).json()
         return data
 
     def raw(self, rid: int) -> bytes:
-        return httpx.get(f"{self.server.url}/api/requests/{rid}/raw", trust_env=False).content
+        return httpx.get(f"{self.server.url}/api/requests/{rid}/raw", trust_env=False, verify=LOCAL_TLS).content
 
     def open(self, page: Page, rid: int) -> None:
         """Open the inspector (once) and click the request's row; waits until the detail pane shows it."""
@@ -176,6 +209,6 @@ class Inspector:
 
 @pytest.fixture
 def inspector(ui_server: ServerProcess) -> Inspector:
-    resp = httpx.post(f"{ui_server.url}/api/endpoints", json={"name": "detail"}, trust_env=False)
+    resp = httpx.post(f"{ui_server.url}/api/endpoints", json={"name": "detail"}, trust_env=False, verify=LOCAL_TLS)
     assert resp.status_code == 201, resp.text
     return Inspector(ui_server, resp.json())

@@ -14,6 +14,7 @@ import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from tests.support import LOCAL_TLS
 from tests.ui.conftest import Inspector, Watch
 
 CURL = shutil.which("curl") or "/usr/bin/curl"
@@ -52,7 +53,8 @@ def curl_command(page: Page, inspector: Inspector, rid: int) -> str:
 
 def newest_id(inspector: Inspector) -> int:
     data = httpx.get(
-        f"{inspector.server.url}/api/endpoints/{inspector.endpoint['id']}/requests?limit=1", trust_env=False
+        f"{inspector.server.url}/api/endpoints/{inspector.endpoint['id']}/requests?limit=1",
+            trust_env=False, verify=LOCAL_TLS
     ).json()
     return int(data["requests"][0]["id"])
 

@@ -10,6 +10,7 @@ import httpx
 import pytest
 from playwright.sync_api import Page, expect
 
+from tests.support import LOCAL_TLS
 from tests.ui.conftest import Inspector, Watch
 
 pytestmark = pytest.mark.usefixtures("ui_server")
@@ -234,7 +235,8 @@ def test_overview_query_duplicate_link_and_delete(page: Page, inspector: Inspect
     page.locator("#detail-main .confirm-delete").click()
     expect(page.locator(f'#request-list [data-id="{second}"]')).to_have_count(0)
     assert inspector.get(first)["id"] == first
-    assert httpx.get(f"{inspector.server.url}/api/requests/{second}", trust_env=False).status_code == 404
+    assert httpx.get(f"{inspector.server.url}/api/requests/{second}",
+        trust_env=False, verify=LOCAL_TLS).status_code == 404
     watch.assert_clean()
 
 

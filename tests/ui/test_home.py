@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 
 import httpx
+import pytest
 from playwright.sync_api import Page, expect
 
-from tests.support import ServerProcess
+from tests.support import LOCAL_TLS, ServerProcess
 from tests.ui.conftest import Watch
 
 
+@pytest.mark.fresh_server  # asserts the endpoint list holds only the endpoint it created
 def test_create_endpoint_in_one_click(ui_server: ServerProcess, page: Page, watch: Watch) -> None:
     page.goto(ui_server.url + "/")
     expect(page.locator("#endpoints-empty")).to_be_visible()
@@ -19,17 +21,19 @@ def test_create_endpoint_in_one_click(ui_server: ServerProcess, page: Page, watc
     endpoint_id = page.url.rsplit("/", 1)[1]
     expect(page.locator("#ingest-url")).to_have_text(f"{ui_server.url}/h/{endpoint_id}")
     expect(page.locator("#conn")).to_have_text("live")
-    listed = httpx.get(ui_server.url + "/api/endpoints", trust_env=False).json()["endpoints"]
+    listed = httpx.get(ui_server.url + "/api/endpoints", trust_env=False, verify=LOCAL_TLS).json()["endpoints"]
     assert [e["id"] for e in listed] == [endpoint_id]
     watch.assert_clean()
 
 
+@pytest.mark.fresh_server  # asserts the home page lists exactly its two endpoints
 def test_lists_endpoints_with_counts_and_activity(ui_server: ServerProcess, page: Page, watch: Watch) -> None:
     hostile = httpx.post(ui_server.url + "/api/endpoints", json={"name": "<img src=x onerror=alert(1)>"},
-                         trust_env=False).json()
-    quiet = httpx.post(ui_server.url + "/api/endpoints", json={"name": "quiet"}, trust_env=False).json()
+                         trust_env=False, verify=LOCAL_TLS).json()
+    quiet = httpx.post(ui_server.url + "/api/endpoints", json={"name": "quiet"},
+        trust_env=False, verify=LOCAL_TLS).json()
     for _ in range(2):
-        httpx.post(hostile["ingest_url"], content=b"x", trust_env=False)
+        httpx.post(hostile["ingest_url"], content=b"x", trust_env=False, verify=LOCAL_TLS)
     page.goto(ui_server.url + "/")
     items = page.locator("#endpoint-list li")
     expect(items).to_have_count(2)

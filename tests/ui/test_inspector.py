@@ -9,13 +9,13 @@ import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from tests.support import ServerProcess
+from tests.support import LOCAL_TLS, ServerProcess
 from tests.ui.conftest import Watch, watch_context
 
 
 @pytest.fixture
 def http(ui_server: ServerProcess) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=ui_server.url, trust_env=False) as c:
+    with httpx.Client(base_url=ui_server.url, trust_env=False, verify=LOCAL_TLS) as c:
         yield c
 
 

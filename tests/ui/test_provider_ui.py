@@ -16,7 +16,7 @@ import pytest
 import stripe
 from playwright.sync_api import Page, expect
 
-from tests.support import ServerProcess
+from tests.support import LOCAL_TLS, ServerProcess
 from tests.ui.conftest import Watch
 
 STRIPE_SECRET = "whsec_test_0123456789abcdefABCDEF"
@@ -54,14 +54,14 @@ async (epId) => {
 
 
 def create_endpoint(srv: ServerProcess, **fields: Any) -> dict[str, Any]:
-    resp = httpx.post(srv.url + "/api/endpoints", json=fields, trust_env=False)
+    resp = httpx.post(srv.url + "/api/endpoints", json=fields, trust_env=False, verify=LOCAL_TLS)
     assert resp.status_code == 201, resp.text
     data: dict[str, Any] = resp.json()
     return data
 
 
 def patch_endpoint(srv: ServerProcess, ep_id: str, **fields: Any) -> dict[str, Any]:
-    resp = httpx.patch(f"{srv.url}/api/endpoints/{ep_id}", json=fields, trust_env=False)
+    resp = httpx.patch(f"{srv.url}/api/endpoints/{ep_id}", json=fields, trust_env=False, verify=LOCAL_TLS)
     assert resp.status_code == 200, resp.text
     data: dict[str, Any] = resp.json()
     return data
@@ -87,7 +87,7 @@ def stripe_event(event_id: str, event_type: str = "invoice.paid") -> bytes:
 
 def send_stripe(srv: ServerProcess, ep_id: str, body: bytes, secret: str = STRIPE_SECRET) -> int:
     header = stripe.WebhookSignature.generate_signature_header(body.decode(), secret, timestamp=int(time.time()))
-    resp = httpx.post(f"{srv.url}/h/{ep_id}/stripe", content=body, trust_env=False,
+    resp = httpx.post(f"{srv.url}/h/{ep_id}/stripe", content=body, trust_env=False, verify=LOCAL_TLS,
                       headers={"content-type": "application/json", "stripe-signature": header})
     assert resp.status_code == 200, resp.text
     rid: int = resp.json()["request_id"]
@@ -126,7 +126,8 @@ def test_verification_settings_badges_and_masked_secret(ui_server: ServerProcess
     expect(row(page, valid).locator("[data-badge=invalid]")).to_have_count(0)
 
     # The list filter is the page shell's; the API behind it returns only the invalid one.
-    listed = httpx.get(f"{ui_server.url}/api/endpoints/{ep['id']}/requests?verification=invalid", trust_env=False)
+    listed = httpx.get(f"{ui_server.url}/api/endpoints/{ep['id']}/requests?verification=invalid",
+        trust_env=False, verify=LOCAL_TLS)
     assert [r["id"] for r in listed.json()["requests"]] == [invalid]
 
     # After a reload the saved secret only ever appears masked, and saving again keeps it.
@@ -211,7 +212,7 @@ def test_settings_shows_api_validation_errors_inline(ui_server: ServerProcess, p
     dialog.locator("input[name=hmac-header]").fill("X-Acme-Signature")
     dialog.get_by_role("button", name="Save").click()
     expect(dialog).to_have_count(0)
-    shown = httpx.get(f"{ui_server.url}/api/endpoints/{ep['id']}", trust_env=False).json()["verify"]
+    shown = httpx.get(f"{ui_server.url}/api/endpoints/{ep['id']}", trust_env=False, verify=LOCAL_TLS).json()["verify"]
     assert shown["scheme"] == "hmac" and shown["header"] == "X-Acme-Signature"
     watch.assert_clean()
 

@@ -10,7 +10,7 @@ import httpx
 from playwright.sync_api import Page, expect
 from websockets.sync.client import connect
 
-from tests.support import ServerProcess, free_port
+from tests.support import LOCAL_TLS, ServerProcess, free_port
 from tests.ui.conftest import Watch
 from tests.ui.test_provider_ui import create_endpoint, mount
 
@@ -22,13 +22,14 @@ def test_relays_strip_shows_captures_skipped_by_retention(tmp_path: Path, page: 
         ep = create_endpoint(server, name="retained")
         down = f"http://127.0.0.1:{free_port()}/down"
         resp = httpx.patch(f"{server.url}/api/endpoints/{ep['id']}", json={"forward_targets": [down]},
-                           trust_env=False)
+                           trust_env=False, verify=LOCAL_TLS)
         assert resp.status_code == 200, resp.text
         # The relay connects once (its cursor starts at "now"), then goes away.
         with connect(f"ws://127.0.0.1:{server.port}/api/endpoints/{ep['id']}/relay?name=laptop") as ws:
             assert json.loads(ws.recv(timeout=10))["type"] == "hello"
         for i in range(20):
-            assert httpx.post(f"{server.url}/h/{ep['id']}", content=f"c{i}", trust_env=False).status_code == 200
+            assert httpx.post(f"{server.url}/h/{ep['id']}", content=f"c{i}",
+                trust_env=False, verify=LOCAL_TLS).status_code == 200
         # Retention runs once at start (then every 30 s): a restart is a deterministic prune.
         server.stop()
         if server.proc is not None and server.proc.stderr is not None:
