@@ -60,6 +60,13 @@ REFUSAL_LOG_INTERVAL = 60.0
 LINGER = 2.0
 
 
+def _cancel(timer: asyncio.TimerHandle | None) -> asyncio.TimerHandle | None:
+    """Cancel a timer if there is one; always None, for `self._x_timer = _cancel(self._x_timer)`."""
+    if timer is not None:
+        timer.cancel()
+    return None
+
+
 def _response(status: int, code: str, message: str, extra: bytes = b"") -> bytes:
     body = error_body(code, message)
     return (
@@ -199,12 +206,8 @@ class _Guarded(asyncio.Protocol):
         super().connection_lost(exc)
 
     def _cancel_timers(self) -> None:
-        if self._header_timer is not None:
-            self._header_timer.cancel()
-            self._header_timer = None
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        self._header_timer = _cancel(self._header_timer)
+        self._body_timer = _cancel(self._body_timer)
 
     def _upgrading(self) -> None:
         """The connection becomes a websocket: its timers stop here (the websocket protocol keeps its own)."""
@@ -245,17 +248,14 @@ class _Guarded(asyncio.Protocol):
         if completed:
             self._head_seen = 0
             self._line_done = False
-            if self._header_timer is not None:
-                self._header_timer.cancel()
-                self._header_timer = None
+            self._header_timer = _cancel(self._header_timer)
             if self._reading_body() and not self._upgraded:
                 self._arm_body_timer()
         else:
             self._head_seen = seen + size
             if seen == 0 or self._header_timer is None:
                 # The first byte of this request's head: the sender has header_timeout from now.
-                if self._header_timer is not None:
-                    self._header_timer.cancel()
+                _cancel(self._header_timer)
                 self._header_timer = self.loop.call_later(limits.header_timeout, self._header_expired)
 
     def _header_expired(self) -> None:
@@ -331,8 +331,7 @@ class GuardedH11(_Guarded, H11Protocol):
             self._body_at = self.loop.time()
             H11Protocol.data_received(self, data)
             if self._body_timer is not None and self.conn.their_state is not h11.SEND_BODY:
-                self._body_timer.cancel()
-                self._body_timer = None
+                self._body_timer = _cancel(self._body_timer)
             elif self._body_timer is None and self.conn.their_state is h11.SEND_BODY:
                 self._arm_body_timer()
         elif state is h11.IDLE:
@@ -408,14 +407,10 @@ class GuardedWebSockets(WebSocketsSansIOProtocol):
         WebSocketsSansIOProtocol.connection_lost(self, exc)
 
     def _cancel_stall(self) -> None:
-        if self._stall_timer is not None:
-            self._stall_timer.cancel()
-            self._stall_timer = None
+        self._stall_timer = _cancel(self._stall_timer)
 
     def _cancel_watch(self) -> None:
-        if self._close_watch is not None:
-            self._close_watch.cancel()
-            self._close_watch = None
+        self._close_watch = _cancel(self._close_watch)
 
     def _stalled(self) -> None:
         self._stall_timer = None
@@ -468,9 +463,7 @@ def _httptools_class() -> type[_Guarded]:
 
         def on_message_complete(self) -> None:
             self._in_body = False
-            if self._body_timer is not None:
-                self._body_timer.cancel()
-                self._body_timer = None
+            self._body_timer = _cancel(self._body_timer)
             HttpToolsProtocol.on_message_complete(self)
 
         def handle_websocket_upgrade(self) -> None:
