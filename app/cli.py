@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from app import __version__
-from app.config import Settings, is_loopback_host, parse_duration, parse_size
+from app.settings import Settings, is_loopback_host, parse_duration, parse_size
 
 
 def _env(name: str) -> str | None:
@@ -111,7 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def run_forward(args: argparse.Namespace) -> int:
-    from app import relay_client
+    from app.client import relay as relay_client
 
     retry_for = args.retry_for if isinstance(args.retry_for, float) else parse_duration(args.retry_for)
     try:
@@ -166,8 +166,8 @@ def _seconds(value: float | str) -> float:
 
 
 def _check_forwarding(settings: Settings) -> None:
-    from app.retry import RetryPolicy
-    from app.ssrf import ForwardPolicy
+    from app.delivery.retry import RetryPolicy
+    from app.delivery.ssrf import ForwardPolicy
 
     ForwardPolicy.from_allow(settings.forward_allow)
     RetryPolicy.parse(settings.forward_retry)
@@ -176,10 +176,10 @@ def _check_forwarding(settings: Settings) -> None:
 def run_serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    from app.clientaddr import parse_networks
-    from app.log_redact import install_redaction
+    from app.ingest.clientaddr import parse_networks
     from app.main import create_app
-    from app.store.faults import StorageUnavailable, claim_storage
+    from app.server.log_redact import install_redaction
+    from app.store.errors import StorageUnavailable, claim_storage
 
     try:
         parse_networks(args.trusted_proxy)
@@ -200,7 +200,7 @@ def run_serve(args: argparse.Namespace) -> int:
           flush=True)
     if generated:
         print(f"hookscope: bound to {settings.host} with no --token; generated one: {settings.token}", flush=True)
-    from app.http_guard import raise_open_file_limit, uvicorn_config
+    from app.server.http_guard import raise_open_file_limit, uvicorn_config
 
     # Before the config: the default --max-connections is sized to the limit in force.
     raise_open_file_limit()

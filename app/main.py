@@ -20,26 +20,26 @@ from starlette.staticfiles import StaticFiles
 from starlette.templating import Jinja2Templates
 from starlette.types import Receive, Scope, Send
 
-from app import api, forward_api, live, pages, views
-from app.auth import AuthMiddleware
-from app.capture import CaptureApp
-from app.clientaddr import parse_networks
-from app.config import Settings
-from app.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
-from app.feed import CaptureFeed
-from app.forwarder import Forwarder, Sender
-from app.hub import Hub
+from app.delivery.feed import CaptureFeed
+from app.delivery.forwarder import Forwarder, Sender
+from app.delivery.relay import RelayHub
+from app.delivery.replay import Replayer
+from app.delivery.retry import RetryPolicy
+from app.delivery.ssrf import ForwardPolicy
+from app.events.hub import Hub
+from app.ingest.capture import CaptureApp
+from app.ingest.clientaddr import parse_networks
+from app.ingest.passthrough import Passthrough
+from app.ingest.smee import SmeeStream
 from app.models import CapturedRequest
-from app.passthrough import Passthrough
-from app.relay import RelayHub
-from app.replay import Replayer
 from app.resources import resource_dir
-from app.retry import RetryPolicy
-from app.security import SecurityHeaders
-from app.site_guard import SiteGuard, SitePolicy
-from app.smee import SmeeStream
-from app.ssrf import ForwardPolicy
+from app.settings import Settings
 from app.store import SQLiteStore, Store
+from app.web import api, forwarding_api, live, login, pages
+from app.web.auth import AuthMiddleware
+from app.web.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
+from app.web.security_headers import SecurityHeaders
+from app.web.site_guard import SiteGuard, SitePolicy
 
 log = logging.getLogger("hookscope")
 
@@ -52,8 +52,8 @@ class HookscopeApp:
         self.web = Starlette(
             routes=[
                 *api.routes,
-                *forward_api.routes,
-                *views.routes,
+                *forwarding_api.routes,
+                *login.routes,
                 *pages.routes,
                 *live.routes,
                 Mount("/static", StaticFiles(directory=resource_dir("static")), name="static"),

@@ -32,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from tests.forward.target import Received, RecordingTarget  # noqa: E402
+from tests.delivery.target import Received, RecordingTarget  # noqa: E402
 
 
 def free_port() -> int:

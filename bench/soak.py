@@ -65,7 +65,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from app.config import parse_duration, parse_size  # noqa: E402
+from app.settings import parse_duration, parse_size  # noqa: E402
 
 MiB = 1024 * 1024
 RELAY_NAME = "soak-relay"

@@ -6,7 +6,7 @@ Every request is answered 200 after one line `SEQ LENGTH CRC32\\n` is appended t
 `X-Soak-Seq` header (-1 when absent), LENGTH the body length and CRC32 the body's checksum. The line is written
 with a single os.write on an O_APPEND descriptor before the answer goes out, so a SIGKILL can lose an answer (the
 sender then delivers again: at-least-once) but never a line for a request that was answered, and two lines never
-interleave. The soak script tails the file. A raw asyncio server, like tests/forward/target.py, because it is cheap
+interleave. The soak script tails the file. A raw asyncio server, like tests/delivery/target.py, because it is cheap
 and keeps the bytes exact; it accepts Content-Length and chunked bodies.
 """
 

@@ -28,7 +28,7 @@ from playwright.sync_api import sync_playwright  # noqa: E402
 
 from app.models import ResponseSpec  # noqa: E402
 from app.store import SQLiteStore  # noqa: E402
-from app.store.sqlite import encode_headers  # noqa: E402
+from app.store.sqlite.store import encode_headers  # noqa: E402
 from tests.support import ServerProcess  # noqa: E402
 from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 

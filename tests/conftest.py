@@ -1,13 +1,20 @@
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from app.config import Settings
+from app.settings import Settings
+from tests.delivery.target import RecordingTarget
 from tests.support import LiveServer, live_server
+
+# smee-client (npm) for the smee compatibility tests.
+NPM_DIR = Path(__file__).resolve().parent / "ingest" / "npm"
 
 
 @pytest.fixture
@@ -25,3 +32,28 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
 async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with server.client() as c:
         yield c
+
+
+@pytest.fixture
+async def target() -> AsyncIterator[RecordingTarget]:
+    async with RecordingTarget() as t:
+        yield t
+
+
+@pytest.fixture(scope="session")
+def smee_bin() -> Path:
+    """smee-client from npm, installed with `npm ci` on first use. Skipped without node/npm, unless
+    HOOKSCOPE_REQUIRE_NODE=1 (CI), where that is a failure."""
+    required = os.environ.get("HOOKSCOPE_REQUIRE_NODE") == "1"
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        if required:
+            pytest.fail("node and npm are required (HOOKSCOPE_REQUIRE_NODE=1) but were not found")
+        pytest.skip("node/npm not installed: smee-client compatibility not tested")
+    entry = NPM_DIR / "node_modules" / "smee-client" / "bin" / "smee.js"
+    if not entry.exists():
+        result = subprocess.run(
+            ["npm", "ci", "--no-audit", "--no-fund"], cwd=NPM_DIR, capture_output=True, text=True, timeout=180
+        )
+        if result.returncode != 0 or not entry.exists():
+            pytest.fail(f"npm ci failed in {NPM_DIR}:\n{result.stdout}\n{result.stderr}")
+    return entry

@@ -19,9 +19,9 @@ from typing import Any
 import httpx
 import uvicorn
 
-from app.config import Settings
-from app.http_guard import uvicorn_config
 from app.main import HookscopeApp, create_app
+from app.server.http_guard import uvicorn_config
+from app.settings import Settings
 
 REPO = Path(__file__).resolve().parent.parent
 # One TLS context for every test client: httpx builds a new one per client (about 50 ms of CPU loading the CA

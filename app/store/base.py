@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from app.deliveries import Delivery, DeliveryUpdate
+from app.delivery.records import Delivery, DeliveryUpdate
 from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, ResponseSpec
 
 RequestListener = Callable[[CapturedRequest], None]

@@ -14,7 +14,7 @@ import pytest
 import stripe
 from playwright.sync_api import Page, expect
 
-from tests.forward.relayproc import RelayProcess
+from tests.delivery.relayproc import RelayProcess
 from tests.support import LOCAL_TLS, ServerProcess, free_port
 from tests.ui.conftest import Watch
 from tests.ui.test_provider_ui import (

@@ -1,0 +1,300 @@
+"""Server-side forwarding: each endpoint's `forward_targets` get every new capture, in order, with retries.
+
+One worker per (endpoint, target). The queue is durable without a queue table: a target's cursor (the last
+request id it is done with) is stored in SQLite, and everything of the endpoint after it is still to deliver,
+so pending deliveries survive restarts and keep capture order. The cursor moves in the same transaction that
+records a final outcome (delivered, failed, or dead after the retry schedule); a crash between a delivery and
+that commit delivers the request again (at-least-once). Outcome writes are pipelined: the worker queues the
+write and moves on, and the single writer commits them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable
+from dataclasses import dataclass
+from typing import Any
+
+from app.delivery.feed import CaptureFeed
+from app.delivery.outgoing import Outgoing, TargetError, build_outgoing, parse_target
+from app.delivery.records import DeliveryUpdate, Outcome, error_text
+from app.delivery.resign import resigner_of
+from app.delivery.retry import RetryPolicy
+from app.delivery.ssrf import ForwardPolicy, Resolver, TargetRefused, system_resolver
+from app.delivery.wire import HttpClient, ProtocolError
+from app.ingest.passthrough import Passthrough
+from app.models import CapturedRequest, Endpoint
+from app.store.base import Store
+from app.store.errors import BodyMissing
+
+log = logging.getLogger("hookscope.forward")
+
+MAX_TARGETS = 10
+MAX_PENDING_WRITES = 256
+PASSTHROUGH_KEEP = 1024 * 1024
+
+
+def parse_forward_targets(value: Any) -> list[str]:
+    """A list of http(s) URLs (at most 10). Checked for shape here; the SSRF guard runs at connect time."""
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ValueError("forward_targets must be a list of URLs")
+    if len(value) > MAX_TARGETS:
+        raise ValueError(f"at most {MAX_TARGETS} forward targets")
+    out: list[str] = []
+    for url in value:
+        try:
+            parse_target(url)
+        except TargetError as exc:
+            raise ValueError(f"forward_targets: {exc}") from None
+        if url.strip() not in out:
+            out.append(url.strip())
+    return out
+
+
+def render_forward_targets(value: Any) -> Any:
+    return list(value)
+
+
+@dataclass
+class WorkerStatus:
+    target: str
+    acked_id: int | None = None
+    current_id: int | None = None
+    attempts: int = 0
+    next_attempt_at: float | None = None
+    last_error: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "target": self.target,
+            "acked_id": self.acked_id,
+            "current_request_id": self.current_id,
+            "attempts": self.attempts,
+            "next_attempt_at": self.next_attempt_at,
+            "last_error": self.last_error,
+        }
+
+
+class Sender:
+    """One attempt at sending a request to a target through the SSRF guard; errors become outcomes."""
+
+    def __init__(self, policy: ForwardPolicy, timeout: float, resolver: Resolver = system_resolver) -> None:
+        self.policy = policy
+        self.timeout = timeout
+        self.resolver = resolver
+        self.client = HttpClient(lookup=self._lookup)
+
+    async def _lookup(self, host: str, port: int) -> list[str]:
+        return await self.policy.resolve(host, port, self.resolver)
+
+    async def attempt(self, out: Outgoing) -> tuple[Outcome, bytes]:
+        """(outcome, full body up to 1 MiB for passthrough)."""
+        started = time.perf_counter()
+        try:
+            resp = await self.client.send(out, self.timeout, keep=PASSTHROUGH_KEEP)
+        except TargetRefused as exc:
+            return Outcome.failure(str(exc), final=True), b""
+        except (OSError, TimeoutError, ProtocolError, EOFError, asyncio.IncompleteReadError) as exc:
+            return Outcome.failure(error_text(exc), round((time.perf_counter() - started) * 1000, 3)), b""
+        except Exception as exc:  # a bug must fail this one attempt (final: it would fail again), not its caller
+            log.exception("sending to %s failed unexpectedly", out.url)
+            ms = round((time.perf_counter() - started) * 1000, 3)
+            return Outcome.failure(f"internal error while sending: {error_text(exc)}", ms, final=True), b""
+        return Outcome.from_response(resp), resp.body if not resp.truncated else b""
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class Forwarder:
+    def __init__(
+        self, store: Store, feed: CaptureFeed, sender: Sender, retry: RetryPolicy, passthrough: Passthrough | None
+    ) -> None:
+        self.store = store
+        self.feed = feed
+        self.sender = sender
+        self.retry = retry
+        self.passthrough = passthrough
+        self._workers: dict[tuple[str, str], _Worker] = {}
+        self._last_id = 0
+        self._writes: collections.deque[Awaitable[int]] = collections.deque()
+        self._started = False
+
+    # lifecycle -------------------------------------------------------------------------------------------------
+    async def start(self, endpoints: list[Endpoint]) -> None:
+        self._last_id = await self.store.last_request_id()
+        self._started = True
+        for ep in endpoints:
+            self.on_endpoint(ep.id, ep)
+
+    async def stop(self) -> None:
+        self._started = False
+        workers = list(self._workers.values())
+        self._workers.clear()
+        for w in workers:
+            w.task.cancel()
+        for w in workers:
+            with contextlib.suppress(asyncio.CancelledError):
+                await w.task
+        await self.flush()
+        await self.sender.aclose()
+
+    async def flush(self) -> None:
+        while self._writes:
+            with contextlib.suppress(Exception):
+                await self._writes.popleft()
+
+    # listeners (run after COMMIT, in order) --------------------------------------------------------------------
+    def on_request(self, req: CapturedRequest) -> None:
+        self._last_id = max(self._last_id, req.id)
+
+    def on_endpoint(self, endpoint_id: str, ep: Endpoint | None) -> None:
+        if not self._started:
+            return
+        wanted = set(ep.options.get("forward_targets", [])) if ep is not None else set()
+        for key in [k for k in self._workers if k[0] == endpoint_id and k[1] not in wanted]:
+            self._workers.pop(key).task.cancel()
+        for target in wanted:
+            if (endpoint_id, target) not in self._workers:
+                # A new target starts after the last committed capture: it does not replay history.
+                worker = _Worker(self, endpoint_id, target, self._last_id)
+                self._workers[(endpoint_id, target)] = worker
+
+    def has_targets(self, endpoint_id: str) -> bool:
+        return any(k[0] == endpoint_id for k in self._workers)
+
+    def status(self, endpoint_id: str) -> list[WorkerStatus]:
+        return [w.status for k, w in self._workers.items() if k[0] == endpoint_id]
+
+    def queued_for(self, req: CapturedRequest) -> list[str]:
+        """Targets that have not finished with this request yet (for the deliveries view)."""
+        return [
+            w.target
+            for k, w in self._workers.items()
+            if k[0] == req.endpoint_id and w.status.acked_id is not None and w.status.acked_id < req.id
+            and req.id > w.start_after
+        ]
+
+    def track(self, write: Awaitable[int]) -> Awaitable[int]:
+        """Keep a queued delivery write until it commits (stop() flushes them); drop the committed ones."""
+        while self._writes:
+            head = self._writes[0]
+            if not (isinstance(head, asyncio.Future) and head.done()):
+                break
+            self._writes.popleft()
+            if not head.cancelled() and head.exception() is not None:
+                log.error("recording a delivery failed: %s", head.exception())
+        self._writes.append(write)
+        return write
+
+    async def backpressure(self) -> None:
+        """Let the writer catch up when a worker runs far ahead of it."""
+        while len(self._writes) > MAX_PENDING_WRITES:
+            with contextlib.suppress(Exception):
+                await self._writes.popleft()
+
+
+class _Worker:
+    def __init__(self, owner: Forwarder, endpoint_id: str, target: str, start_after: int) -> None:
+        self.owner = owner
+        self.endpoint_id = endpoint_id
+        self.target = target
+        self.start_after = start_after
+        self.status = WorkerStatus(target)
+        self.task = asyncio.create_task(self._run(), name=f"forward {endpoint_id} -> {target}")
+
+    async def _run(self) -> None:
+        store = self.owner.store
+        while True:
+            try:
+                cursor = await store.get_cursor("forward", self.endpoint_id, self.target)
+                if cursor is None:
+                    cursor = await store.set_cursor("forward", self.endpoint_id, self.target, self.start_after)
+                self.status.acked_id = cursor
+                async for req in self.owner.feed.follow(self.endpoint_id, cursor):
+                    if not req.rejected:
+                        await self._deliver_isolated(req)
+                    self.status.acked_id = req.id
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # the feed or the store failed (not one request): log, pause, resume from the cursor
+                log.exception("forward worker %s -> %s failed; restarting", self.endpoint_id, self.target)
+                await asyncio.sleep(1.0)
+
+    async def _deliver_isolated(self, req: CapturedRequest) -> None:
+        """Deliver one request; a bug while doing so becomes that request's dead delivery (retryable by hand)
+        and the worker goes on. Restarting from the cursor instead would send the same request again, every
+        second, for ever, with nothing recorded."""
+        try:
+            await self._deliver(req)
+        except Exception as exc:
+            log.exception("forwarding request %d to %s failed unexpectedly; moving on", req.id, self.target)
+            outcome = Outcome.failure(f"internal error while forwarding: {error_text(exc)}", final=True)
+            update = DeliveryUpdate(req.id, req.endpoint_id, "forward", self.target, "", "dead", 1, outcome)
+            self.owner.track(self.owner.store.record_delivery(update, ("forward", self.target, req.id)))
+            self.status.current_id = None
+            self.status.attempts = 0
+            self.status.next_attempt_at = None
+            self.status.last_error = outcome.error
+
+    def _signed(self, out: Outgoing) -> Outgoing:
+        """Re-sign each attempt afresh when the endpoint asks for it (a retry must not carry a stale timestamp)."""
+        ep = self.owner.store.cached_endpoint(self.endpoint_id)
+        resigner = resigner_of(ep.options) if ep is not None else None
+        if resigner is None:
+            return out
+        try:
+            return resigner.outgoing(out)
+        except ValueError:
+            log.warning("re-signing failed for %s; sending as captured", self.target, exc_info=True)
+            return out
+
+    async def _deliver(self, req: CapturedRequest) -> None:
+        owner = self.owner
+        self.status.current_id = req.id
+        started = time.monotonic()
+        attempt = 0
+        try:
+            body = await owner.feed.body_of(req)
+            out: Outgoing | None = build_outgoing(
+                parse_target(self.target), req.method, req.path, req.query, req.headers, body
+            )
+        except (TargetError, BodyMissing) as exc:  # final: retrying cannot bring the body back
+            out = None
+            error = str(exc)
+        while True:
+            attempt += 1
+            self.status.attempts = attempt
+            if out is None:
+                outcome, full = Outcome.failure(error, final=True), b""
+            else:
+                outcome, full = await owner.sender.attempt(self._signed(out))
+            if outcome.status is not None and owner.passthrough is not None:
+                owner.passthrough.offer(req.id, outcome.status, outcome.headers, full, bool(full) or not outcome.body)
+            wait: float | None = None
+            if outcome.ok or not outcome.retryable:
+                state = "delivered" if outcome.ok else "failed"
+            else:
+                wait = owner.retry.next_delay(attempt, time.monotonic() - started)
+                state = "pending" if wait is not None else "dead"
+            next_at = time.time() + wait if wait is not None else None
+            update = DeliveryUpdate(
+                req.id, req.endpoint_id, "forward", self.target, "", state, 1, outcome, next_attempt_at=next_at
+            )
+            cursor = ("forward", self.target, req.id) if wait is None else None
+            owner.track(owner.store.record_delivery(update, cursor))
+            await owner.backpressure()
+            self.status.last_error = outcome.error or (None if outcome.ok else f"HTTP {outcome.status}")
+            if wait is None:
+                self.status.current_id = None
+                self.status.attempts = 0
+                self.status.next_attempt_at = None
+                return
+            self.status.next_attempt_at = next_at
+            await asyncio.sleep(wait)

@@ -1,0 +1,401 @@
+"""The server side of `hookscope forward`: named relays with durable, acknowledged cursors.
+
+Protocol (JSON text frames over the websocket `/api/endpoints/{id}/relay?name=NAME[&from=now|all|ID]`):
+
+server -> client
+  {"type": "hello", "endpoint": ID, "relay": NAME, "acked_id": N, "ping_interval": SECONDS, "skipped": T}
+  {"type": "skipped", "count": N, "total": T}       (retention pruned N more captures this relay had not acked)
+  {"type": "request", "id": N, "received_at": EPOCH, "method": M, "path": SUB_PATH, "query": RAW_QUERY,
+   "headers": [[name, value], ...], "body": BASE64, "want_response": BOOL}
+      header names/values, path and query are ISO-8859-1 strings of the raw bytes (lossless)
+  {"type": "batch", "items": [request, ...]}         (several waiting requests in one frame, in order)
+  {"type": "ping"} / {"type": "pong"}
+  {"type": "error", "code": CODE, "message": TEXT}   (then the server closes)
+client -> server
+  {"type": "ack", "id": N, "target": URL, "attempts": K, "status": S | null, "latency_ms": MS | null,
+   "error": TEXT | null, "headers": [[name, value], ...], "body": BASE64, "body_size": BYTES}
+  {"type": "acks", "items": [ack, ...]}              (several acks in one frame, in order)
+  {"type": "ping"} / {"type": "pong"}
+
+The server sends requests in id order, at most WINDOW unacknowledged. The client delivers them in order and
+acks each one after the target answered (any status), or after it gave up on an unreachable target (`error`
+set): either way the request is done for that relay and the cursor moves past it, in the same transaction
+that records the delivery. A request sent but not acked (crash, lost connection, laptop asleep) is sent again
+on the next connection: at-least-once. `from` (all, now, or an id to start at) resets the cursor; without it
+a known relay resumes from its cursor, and a new one starts at "now".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import re
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from starlette.websockets import WebSocket, WebSocketDisconnect
+
+from app.delivery.feed import CaptureFeed
+from app.delivery.forwarder import Forwarder
+from app.delivery.records import DeliveryUpdate, Outcome, error_text
+from app.delivery.resign import resigner_of
+from app.ingest.passthrough import Passthrough
+from app.models import CapturedRequest, Endpoint
+from app.store.base import Skipped, Store
+from app.tasks import first_completed
+from app.unicode_safe import find_surrogate
+
+log = logging.getLogger("hookscope.relay")
+
+WINDOW = 64
+MAX_BATCH = 32
+NAME_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
+MAX_ACK_BODY = 1024 * 1024
+
+
+@dataclass
+class RelaySession:
+    endpoint_id: str
+    name: str
+    remote: str | None
+    acked_id: int
+    connected_at: float = field(default_factory=time.time)
+    last_seen_at: float = field(default_factory=time.time)
+    sent_id: int = 0
+    in_flight: int = 0
+    websocket: WebSocket | None = None
+    replaced: bool = False
+    # Frames about this relay from outside its connection (retention's "skipped"), sent by the notifier task.
+    notices: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
+
+
+class RelayHub:
+    def __init__(
+        self, store: Store, feed: CaptureFeed, forwarder: Forwarder, passthrough: Passthrough | None,
+        ping_interval: float = 5.0,
+    ) -> None:
+        self.store = store
+        self.feed = feed
+        self.forwarder = forwarder
+        self.passthrough = passthrough
+        self.ping_interval = ping_interval
+        self.sessions: dict[tuple[str, str], RelaySession] = {}
+
+    def connected(self, endpoint_id: str) -> bool:
+        return any(k[0] == endpoint_id for k in self.sessions)
+
+    def pruned(self, skipped: Iterable[Skipped]) -> None:
+        """Retention removed captures a relay had not acknowledged: tell it now if it is connected (the next
+        hello carries the total otherwise)."""
+        for s in skipped:
+            session = self.sessions.get((s.endpoint_id, s.name)) if s.kind == "relay" else None
+            if session is not None:
+                session.notices.put_nowait({"type": "skipped", "count": s.count, "total": s.total})
+
+    async def status(self, endpoint_id: str) -> list[dict[str, Any]]:
+        """Relays of an endpoint: connected ones and every one with a stored cursor."""
+        rows: dict[str, dict[str, Any]] = {}
+        skipped = await self.store.skipped_counts(endpoint_id, "relay")
+        for name, acked, updated in await self.store.list_cursors(endpoint_id, "relay"):
+            rows[name] = {"name": name, "connected": False, "acked_id": acked, "acked_at": updated,
+                          "connected_at": None, "last_seen_at": None, "remote": None, "in_flight": 0}
+        for (eid, name), s in self.sessions.items():
+            if eid != endpoint_id:
+                continue
+            row = rows.setdefault(name, {"name": name, "acked_at": None})
+            row.update(connected=True, acked_id=max(s.acked_id, row.get("acked_id") or 0),
+                       connected_at=s.connected_at, last_seen_at=s.last_seen_at, remote=s.remote,
+                       in_flight=s.in_flight)
+        for row in rows.values():
+            row["pending"] = await self.store.count_requests_after(endpoint_id, row["acked_id"])
+            row["skipped"] = skipped.get(row["name"], 0)
+        return sorted(rows.values(), key=lambda r: r["name"])
+
+    async def close_all(self) -> None:
+        """At shutdown: close every relay socket (its handler then ends on its own)."""
+        for s in list(self.sessions.values()):
+            if s.websocket is not None:
+                with contextlib.suppress(Exception):
+                    await s.websocket.close(1001)
+
+    async def serve(self, ws: WebSocket) -> None:
+        """The websocket handler. Its three tasks (sender, receiver, pinger) are owned and awaited here."""
+        ep = self.store.cached_endpoint(ws.path_params["endpoint_id"])
+        name = ws.query_params.get("name", "")
+        await ws.accept()
+        if ep is None:
+            await _refuse(ws, "endpoint_not_found", "no such endpoint")
+            return
+        if not NAME_RE.match(name):
+            await _refuse(ws, "invalid_name", "name must be 1-100 characters of A-Z a-z 0-9 . _ : @ -")
+            return
+        try:
+            cursor = await self._start_cursor(ep, name, ws.query_params.get("from"))
+        except ValueError as exc:
+            await _refuse(ws, "invalid_from", str(exc))
+            return
+        key = (ep.id, name)
+        old = self.sessions.get(key)
+        if old is not None and old.websocket is not None:
+            # The same relay reconnected (laptop woke up, network changed): the old socket is stale.
+            old.replaced = True
+            with contextlib.suppress(Exception):
+                await old.websocket.close(4000, "replaced by a new connection")
+        client = ws.client
+        session = RelaySession(ep.id, name, f"{client.host}:{client.port}" if client else None, cursor)
+        session.websocket = ws
+        self.sessions[key] = session
+        log.info("relay %s connected to endpoint %s at cursor %d", name, ep.id, cursor)
+        window = asyncio.Semaphore(WINDOW)
+        try:
+            skipped = (await self.store.skipped_counts(ep.id, "relay")).get(name, 0)
+            await ws.send_text(json.dumps({"type": "hello", "endpoint": ep.id, "relay": name, "acked_id": cursor,
+                                           "ping_interval": self.ping_interval, "skipped": skipped}))
+            tasks = [
+                asyncio.create_task(self._sender(ws, session, window), name="relay-sender"),
+                asyncio.create_task(self._receiver(ws, session, window), name="relay-receiver"),
+                asyncio.create_task(self._pinger(ws, session), name="relay-pinger"),
+                asyncio.create_task(self._notifier(ws, session), name="relay-notifier"),
+            ]
+            done = await first_completed(tasks)
+            for t in done:
+                error = t.exception()
+                if error is not None and not isinstance(error, WebSocketDisconnect | OSError):
+                    log.warning("relay %s ended: %r", name, error)
+        finally:
+            if self.sessions.get(key) is session:
+                del self.sessions[key]
+            with contextlib.suppress(Exception):
+                await ws.close()
+            log.info("relay %s disconnected (acked %d)", name, session.acked_id)
+
+    async def _start_cursor(self, ep: Endpoint, name: str, start: str | None) -> int:
+        if start is None or start == "":
+            stored = await self.store.get_cursor("relay", ep.id, name)
+            if stored is not None:
+                return stored
+            start = "now"
+        if start == "all":
+            value = 0
+        elif start == "now":
+            value = await self.store.last_request_id()
+        else:
+            try:
+                value = int(start) - 1
+            except ValueError:
+                raise ValueError("from must be 'now', 'all' or a request id") from None
+            if not 0 <= value < 2**63 - 1:
+                raise ValueError("from must be a positive request id")
+        return await self.store.set_cursor("relay", ep.id, name, value, force=True)
+
+    async def _sender(self, ws: WebSocket, session: RelaySession, window: asyncio.Semaphore) -> None:
+        """Send requests as the window allows; whatever is already waiting goes out in one "batch" frame
+        (one write instead of dozens during catch-up; a lone live request still goes out at once)."""
+        ready: asyncio.Queue[CapturedRequest | BaseException] = asyncio.Queue(maxsize=WINDOW)
+
+        async def pump() -> None:
+            try:
+                async for req in self.feed.follow(session.endpoint_id, session.acked_id):
+                    if not req.rejected:  # metadata-only records (body over the limit) have nothing to deliver
+                        await ready.put(req)
+            except Exception as exc:
+                await ready.put(exc)
+
+        pump_task = asyncio.create_task(pump(), name="relay-pump")
+        try:
+            while True:
+                batch = [await ready.get()]
+                await window.acquire()
+                while len(batch) < MAX_BATCH and not ready.empty() and not window.locked():
+                    await window.acquire()
+                    batch.append(ready.get_nowait())
+                items = []
+                for req in batch:
+                    if isinstance(req, BaseException):
+                        raise req
+                    try:
+                        item = await self._request_item(req)
+                    except Exception as exc:  # one request we cannot send (body file gone) must not end the relay
+                        window.release()
+                        self._unsendable(session, req, exc)
+                        continue
+                    items.append(item)
+                    session.in_flight += 1
+                    session.sent_id = req.id
+                if not items:
+                    continue
+                frame = items[0] if len(items) == 1 else {"type": "batch", "items": items}
+                await ws.send_text(json.dumps(frame))
+        finally:
+            pump_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await pump_task
+
+    def _unsendable(self, session: RelaySession, req: CapturedRequest, exc: Exception) -> None:
+        """Record a request we could not even send as this relay's dead delivery. The cursor moves past it only
+        when nothing sent before it is still unacknowledged (the cursor never jumps over an unacked request);
+        otherwise the next ack after it moves it, and a reconnect tries it once more."""
+        reason = f"could not relay this request: {error_text(exc)}"[:1000]
+        log.warning("relay %s: request %d: %s", session.name, req.id, reason)
+        cursor = ("relay", session.name, req.id) if session.in_flight == 0 else None
+        update = DeliveryUpdate(req.id, session.endpoint_id, "relay", "", session.name, "dead", 1,
+                                Outcome.failure(reason))
+        self.forwarder.track(self.store.record_delivery(update, cursor))
+        if cursor is not None:
+            session.acked_id = max(session.acked_id, req.id)
+
+    async def _request_item(self, req: CapturedRequest) -> dict[str, Any]:
+        body = await self.feed.body_of(req)
+        ep = self.store.cached_endpoint(req.endpoint_id)
+        headers = req.headers
+        resigner = resigner_of(ep.options) if ep is not None else None
+        if resigner is not None:
+            try:
+                headers, body = resigner.relayed(req.method, req.path, req.query, req.headers, body)
+            except ValueError:
+                log.warning("re-signing failed for request %d; relaying it as captured", req.id, exc_info=True)
+        return {
+            "type": "request",
+            "id": req.id,
+            "received_at": req.received_at,
+            "method": req.method,
+            "path": req.path,
+            "query": req.query,
+            "headers": headers,
+            "body": base64.b64encode(body).decode("ascii"),
+            "want_response": ep is not None and "passthrough" in ep.options,
+        }
+
+    async def _receiver(self, ws: WebSocket, session: RelaySession, window: asyncio.Semaphore) -> None:
+        while True:
+            text = await ws.receive_text()
+            session.last_seen_at = time.time()
+            try:
+                msg = json.loads(text, parse_constant=_not_json)
+                kind = msg.get("type")
+            except (ValueError, AttributeError, RecursionError):
+                continue
+            if kind == "ping":
+                await ws.send_text('{"type":"pong"}')
+            elif kind in ("ack", "acks"):
+                for item in [msg] if kind == "ack" else _list(msg.get("items")):
+                    try:
+                        self._ack(session, item)
+                    except Exception as exc:  # one unusable ack must not hold its window slot or end the relay
+                        if not self._bad_ack(session, item, exc):
+                            continue
+                    if session.in_flight > 0:
+                        session.in_flight -= 1
+                        window.release()
+
+    def _ack(self, session: RelaySession, msg: dict[str, Any]) -> None:
+        check_ack(msg, session.sent_id)
+        rid = int(msg["id"])
+        status = msg.get("status")
+        headers = [(str(n).encode("latin-1"), str(v).encode("latin-1")) for n, v in msg.get("headers") or []]
+        body = base64.b64decode(msg.get("body") or "")[:MAX_ACK_BODY]
+        size = int(msg.get("body_size") or len(body))
+        latency = msg.get("latency_ms")
+        outcome = Outcome(
+            status=int(status) if status is not None else None,
+            latency_ms=float(latency) if latency is not None else None,
+            headers=headers,
+            body=body[:65536],
+            body_size=size,
+            error=str(msg["error"])[:1000] if msg.get("error") else None,
+        )
+        if outcome.status is not None and self.passthrough is not None:
+            self.passthrough.offer(rid, outcome.status, headers, body, size == len(body))
+        state = "delivered" if outcome.ok else ("failed" if outcome.status is not None else "dead")
+        update = DeliveryUpdate(
+            rid, session.endpoint_id, "relay", str(msg.get("target") or "")[:2000], session.name, state,
+            max(1, int(msg.get("attempts") or 1)), outcome,
+        )
+        self.forwarder.track(self.store.record_delivery(update, ("relay", session.name, rid)))
+        session.acked_id = max(session.acked_id, rid)
+
+    def _bad_ack(self, session: RelaySession, item: Any, exc: Exception) -> bool:
+        """An ack we could not use becomes the dead delivery of the request it names, when that is a request
+        this connection sent: the request is then done for this relay like after any ack (the client would
+        answer a resend with the same ack). Returns whether it named one."""
+        rid = item.get("id") if isinstance(item, dict) else None
+        if not (isinstance(rid, int) and not isinstance(rid, bool) and 0 < rid <= session.sent_id):
+            log.warning("relay %s sent an ack for no request it was sent: %s", session.name, exc)
+            return False
+        reason = f"the relay sent an unusable ack: {exc}"[:1000].encode("utf-8", "replace").decode("utf-8")
+        log.warning("relay %s: request %d: %s", session.name, rid, reason)
+        update = DeliveryUpdate(rid, session.endpoint_id, "relay", "", session.name, "dead", 1,
+                                Outcome.failure(reason))
+        self.forwarder.track(self.store.record_delivery(update, ("relay", session.name, rid)))
+        session.acked_id = max(session.acked_id, rid)
+        return True
+
+    async def _notifier(self, ws: WebSocket, session: RelaySession) -> None:
+        while True:
+            await ws.send_text(json.dumps(await session.notices.get()))
+
+    async def _pinger(self, ws: WebSocket, session: RelaySession) -> None:
+        """Ping every interval; a client silent for three intervals is gone (sleeping laptop, dead network)."""
+        while True:
+            await asyncio.sleep(self.ping_interval)
+            if time.time() - session.last_seen_at > 3 * self.ping_interval:
+                log.info("relay %s missed its pings; closing", session.name)
+                return
+            await ws.send_text('{"type":"ping"}')
+
+
+def check_ack(msg: Any, sent_id: int) -> None:
+    """Raise ValueError unless an ack item has the shape of the protocol above, with values the store can keep:
+    no lone surrogates, ids of requests this connection was sent, numbers in range, latin-1 headers."""
+    if not isinstance(msg, dict):
+        raise ValueError("an ack is a JSON object")
+    where = find_surrogate(msg)
+    if where is not None:
+        raise ValueError(f"ack {where} holds a lone surrogate")
+    rid = msg.get("id")
+    if not _int_in(rid, 1, sent_id):
+        raise ValueError(f"ack id {rid!r} is not a request sent on this connection")
+    for name, lo, hi in (("status", 100, 999), ("attempts", 0, 2**31), ("body_size", 0, 2**62)):
+        if msg.get(name) is not None and not _int_in(msg[name], lo, hi):
+            raise ValueError(f"ack {name} must be an integer from {lo} to {hi}")
+    latency = msg.get("latency_ms")
+    if latency is not None and (isinstance(latency, bool) or not isinstance(latency, int | float)
+                                or not 0 <= latency <= 1e10):
+        raise ValueError("ack latency_ms must be a number of milliseconds")
+    for name in ("target", "error", "body"):
+        if msg.get(name) is not None and not isinstance(msg[name], str):
+            raise ValueError(f"ack {name} must be a string")
+    headers = msg.get("headers")
+    if headers is not None:
+        if not isinstance(headers, list) or not all(
+            isinstance(h, list) and len(h) == 2 and all(isinstance(x, str) for x in h) for h in headers
+        ):
+            raise ValueError("ack headers must be a list of [name, value] strings")
+        for pair in headers:
+            for text in pair:
+                # Raises UnicodeEncodeError, a ValueError: header bytes travel as ISO-8859-1 text.
+                text.encode("latin-1")
+
+
+def _int_in(value: Any, lo: int, hi: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and lo <= value <= hi
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _not_json(name: str) -> Any:
+    # json.loads takes NaN and Infinity; int(Infinity) would raise OverflowError, which nothing expects.
+    raise ValueError(f"{name} is not JSON")
+
+
+async def _refuse(ws: WebSocket, code: str, message: str) -> None:
+    with contextlib.suppress(Exception):
+        await ws.send_text(json.dumps({"type": "error", "code": code, "message": message}))
+        await ws.close(4400, message[:100])

@@ -1,0 +1,557 @@
+"""The embedded SQLite backend: one write connection behind the Writer, a small pool of read connections."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, ResponseSpec, new_endpoint_id
+from app.store.base import (
+    BodySpool,
+    PruneResult,
+    RequestListener,
+    RequestQuery,
+    Skipped,
+    Store,
+    default_retention_ceiling,
+)
+from app.store.errors import BodyMissing, StorageUnavailable
+from app.store.sqlite.bodies import BodyFiles, iter_file
+from app.store.sqlite.deliveries import DeliveryQueries
+from app.store.sqlite.lock import DatabaseLock
+from app.store.sqlite.retention import RetentionRules, prune_all
+from app.store.sqlite.schema import migrate
+from app.store.sqlite.writer import Writer
+from app.unicode_safe import scrub
+
+log = logging.getLogger("hookscope.store")
+
+READERS = 3
+# /healthz waits this long for a write probe queued behind captures before calling the database unhealthy.
+HEALTH_PROBE_SECONDS = 5.0
+
+SUMMARY_COLUMNS = (
+    "id, endpoint_id, received_at, method, path, query, headers, content_type, body_size, client, "
+    "http_version, rejected, body_file, provider, event_type, event_id, verify_status, verify_reason, duplicate_of"
+)
+# The body column follows the summary ones; derived, so a migration that adds a summary column cannot stale it.
+BODY_INDEX = SUMMARY_COLUMNS.count(",") + 1
+
+
+def encode_headers(headers: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps(headers, ensure_ascii=False, separators=(",", ":"))
+
+
+def decode_headers(text: str) -> tuple[tuple[str, str], ...]:
+    return tuple((n, v) for n, v in json.loads(text))
+
+
+def encode_response(spec: ResponseSpec) -> str:
+    return json.dumps(spec.to_json(), separators=(",", ":"))
+
+
+def decode_response(text: str) -> ResponseSpec:
+    d = json.loads(text)
+    return ResponseSpec(
+        status=d["status"],
+        headers=tuple((n, v) for n, v in d["headers"]),
+        body=d["body"],
+        delay=d["delay"],
+    )
+
+
+def _like(term: str) -> str:
+    escaped = term.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return f"%{escaped}%"
+
+
+def _row_to_request(row: Any, body: bytes | None = None) -> CapturedRequest:
+    return CapturedRequest(
+        id=row[0],
+        endpoint_id=row[1],
+        received_at=row[2],
+        method=row[3],
+        path=row[4],
+        query=row[5],
+        headers=decode_headers(row[6]),
+        content_type=row[7],
+        body_size=row[8],
+        client=row[9],
+        http_version=row[10],
+        rejected=row[11],
+        body_file=row[12],
+        provider=row[13],
+        event_type=row[14],
+        event_id=row[15],
+        verify_status=row[16],
+        verify_reason=row[17],
+        duplicate_of=row[18],
+        body=body,
+    )
+
+
+class SQLiteStore(DeliveryQueries, Store):
+    def __init__(
+        self,
+        path: Path,
+        *,
+        durability: str = "full",
+        queue_size: int = 10_000,
+        retention_count: int = 10_000,
+        retention_age: float = 0.0,
+    ) -> None:
+        self.path = path
+        self.durability = durability
+        self.retention_count = retention_count
+        self.retention_age = retention_age
+        self.bodies = BodyFiles(Path(str(path) + ".bodies"), durable=durability == "full")
+        self.lock = DatabaseLock(path)
+        self.writer = Writer(self._connect_writer, queue_size=queue_size)
+        self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
+        self._reader_conns: list[aiosqlite.Connection] = []
+        self._endpoints: dict[str, Endpoint] = {}
+        self._listeners: list[RequestListener] = []
+        self._endpoint_listeners: list[Callable[[str, Endpoint | None], None]] = []
+
+    # lifecycle ---------------------------------------------------------------------------------------------
+    def _connect_writer(self) -> sqlite3.Connection:
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA journal_mode=WAL")
+        conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'full' else 'NORMAL'}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=5000")
+        migrate(conn)
+        return conn
+
+    def claim(self) -> None:
+        """Take the database lock, then check that the database and the bodies directory take writes.
+
+        Raises StorageUnavailable naming the file. Idempotent: the CLI claims before uvicorn starts (so it can
+        refuse with a message and exit 1), and open() claims again for servers created without the CLI. The
+        lock comes before anything reads the database or sweeps the bodies directory.
+        """
+        if self.lock.held:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageUnavailable(f"database {self.path}: cannot create its directory: {exc.strerror}") from exc
+        self.lock.acquire()
+        try:
+            self._check_database()
+            self._check_bodies()
+        except BaseException:
+            self.lock.release()
+            raise
+
+    def _check_database(self) -> None:
+        # A real write, rolled back: SQLite opens a read-only file without complaint and BEGIN IMMEDIATE
+        # succeeds on it; only a write statement says "attempt to write a readonly database".
+        try:
+            conn = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                conn.execute("PRAGMA busy_timeout=5000")
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    (version,) = conn.execute("PRAGMA user_version").fetchone()
+                    conn.execute(f"PRAGMA user_version = {int(version)}")
+                finally:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
+            finally:
+                conn.close()
+        except sqlite3.Error as exc:
+            raise StorageUnavailable(f"database {self.path} is not writable: {exc}") from exc
+
+    def _check_bodies(self) -> None:
+        try:
+            self.bodies.ensure()
+            self.bodies.probe()
+        except OSError as exc:
+            raise StorageUnavailable(
+                f"bodies directory {self.bodies.directory} is not writable: {exc.strerror or exc}"
+            ) from exc
+
+    async def health(self) -> str | None:
+        """None when writes work, else why not. While a fault is recorded, try a real write first, so the
+        answer turns healthy again as soon as the disk does, even when no capture arrives to prove it."""
+        if not self.writer.running:
+            return "database writer is not running"
+        if self.writer.fault is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(HEALTH_PROBE_SECONDS):
+                    await self.writer.probe()
+        if self.bodies.fault is not None:
+            with contextlib.suppress(OSError):
+                await asyncio.to_thread(self.bodies.probe)
+        return "; ".join(f for f in (self.writer.fault, self.bodies.fault) if f) or None
+
+    async def open(self) -> None:
+        await asyncio.to_thread(self.claim)
+        try:
+            await self._open_connections()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _open_connections(self) -> None:
+        await self.writer.start()
+        for _ in range(READERS):
+            conn = await aiosqlite.connect(f"file:{self.path}?mode=ro", uri=True)
+            await conn.execute("PRAGMA busy_timeout=5000")
+            await conn.execute("PRAGMA query_only=ON")
+            self._reader_conns.append(conn)
+            self._readers.put_nowait(conn)
+        async with self._read() as db:
+            cur = await db.execute("SELECT id, name, created_at, response, options FROM endpoints")
+            for row in await cur.fetchall():
+                # Settings stored by an older version may hold lone surrogates, which no query, header or
+                # response can encode: repaired once here, so forwarders and captures never see them.
+                ep = Endpoint(row[0], row[1], row[2], decode_response(row[3]), scrub(json.loads(row[4])))
+                self._endpoints[ep.id] = ep
+            cur = await db.execute("SELECT body_file FROM requests WHERE body_file IS NOT NULL")
+            referenced = {r[0] for r in await cur.fetchall()}
+        removed = await asyncio.to_thread(self.bodies.sweep, referenced)
+        if removed:
+            log.info("removed %d body files left by an interrupted upload", removed)
+
+    async def close(self) -> None:
+        try:
+            await self.writer.stop()
+            for conn in self._reader_conns:
+                await conn.close()
+            self._reader_conns.clear()
+        finally:
+            # Last: the next server may sweep the bodies directory the moment it gets the lock.
+            self.lock.release()
+
+    def on_request(self, listener: RequestListener) -> None:
+        self._listeners.append(listener)
+
+    def _read(self) -> _Reader:
+        return _Reader(self._readers)
+
+    # endpoints ---------------------------------------------------------------------------------------------
+    def cached_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        return self._endpoints.get(endpoint_id)
+
+    async def create_endpoint(self, name: str, response: ResponseSpec, options: dict[str, Any]) -> Endpoint:
+        ep = Endpoint(new_endpoint_id(), name, time.time(), response, options)
+
+        def op(conn: sqlite3.Connection) -> Endpoint:
+            conn.execute(
+                "INSERT INTO endpoints (id, name, created_at, response, options) VALUES (?, ?, ?, ?, ?)",
+                (ep.id, ep.name, ep.created_at, encode_response(response), json.dumps(options)),
+            )
+            return ep
+
+        await self.writer.submit(op, after_commit=self._cache_endpoint)
+        return ep
+
+    def _cache_endpoint(self, ep: Endpoint) -> None:
+        self._endpoints[ep.id] = ep
+        self._endpoint_changed(ep.id, ep)
+
+    def _endpoint_changed(self, endpoint_id: str, ep: Endpoint | None) -> None:
+        for listener in self._endpoint_listeners:
+            try:
+                listener(endpoint_id, ep)
+            except Exception:
+                log.exception("endpoint listener failed")
+
+    async def update_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        name: str | None = None,
+        response: ResponseSpec | None = None,
+        options: dict[str, Any] | None = None,
+    ) -> Endpoint | None:
+        current = self._endpoints.get(endpoint_id)
+        if current is None:
+            return None
+        ep = Endpoint(
+            current.id,
+            current.name if name is None else name,
+            current.created_at,
+            current.response if response is None else response,
+            current.options if options is None else options,
+        )
+
+        def op(conn: sqlite3.Connection) -> Endpoint:
+            conn.execute(
+                "UPDATE endpoints SET name = ?, response = ?, options = ? WHERE id = ?",
+                (ep.name, encode_response(ep.response), json.dumps(ep.options), ep.id),
+            )
+            return ep
+
+        await self.writer.submit(op, after_commit=self._cache_endpoint)
+        return ep
+
+    async def delete_endpoint(self, endpoint_id: str) -> bool:
+        def op(conn: sqlite3.Connection) -> list[str] | None:
+            files = [
+                r[0]
+                for r in conn.execute(
+                    "SELECT body_file FROM requests WHERE endpoint_id = ? AND body_file IS NOT NULL",
+                    (endpoint_id,),
+                )
+            ]
+            conn.execute("DELETE FROM requests WHERE endpoint_id = ?", (endpoint_id,))
+            cur = conn.execute("DELETE FROM endpoints WHERE id = ?", (endpoint_id,))
+            return files if cur.rowcount else None
+
+        def after(files: list[str] | None) -> None:
+            self._endpoints.pop(endpoint_id, None)
+            self._endpoint_changed(endpoint_id, None)
+            if files:
+                self.bodies.delete(files)
+
+        return await self.writer.submit(op, after_commit=after) is not None
+
+    async def list_endpoints(self) -> list[tuple[Endpoint, EndpointStats]]:
+        async with self._read() as db:
+            cur = await db.execute(
+                "SELECT endpoint_id, COUNT(*), MAX(id) FROM requests GROUP BY endpoint_id"
+            )
+            counts = {r[0]: (r[1], r[2]) for r in await cur.fetchall()}
+            last_at: dict[str, float] = {}
+            ids = [v[1] for v in counts.values()]
+            if ids:
+                marks = ",".join("?" * len(ids))
+                cur = await db.execute(f"SELECT endpoint_id, received_at FROM requests WHERE id IN ({marks})", ids)
+                last_at = {r[0]: r[1] for r in await cur.fetchall()}
+        result = []
+        for ep in sorted(self._endpoints.values(), key=lambda e: e.created_at, reverse=True):
+            count, _ = counts.get(ep.id, (0, None))
+            result.append((ep, EndpointStats(count, last_at.get(ep.id))))
+        return result
+
+    async def endpoint_stats(self, endpoint_id: str) -> EndpointStats:
+        async with self._read() as db:
+            cur = await db.execute("SELECT COUNT(*) FROM requests WHERE endpoint_id = ?", (endpoint_id,))
+            (count,) = await cur.fetchone() or (0,)
+            cur = await db.execute(
+                "SELECT received_at FROM requests WHERE endpoint_id = ? ORDER BY id DESC LIMIT 1", (endpoint_id,)
+            )
+            row = await cur.fetchone()
+        return EndpointStats(count, row[0] if row else None)
+
+    # requests ----------------------------------------------------------------------------------------------
+    def add_request(self, new: NewRequest) -> Awaitable[CapturedRequest]:
+        def op(conn: sqlite3.Connection) -> CapturedRequest:
+            duplicate_of = None
+            if new.event_id is not None:
+                # Inside the write transaction, so two retries committed in one batch still see each other.
+                first = conn.execute(
+                    "SELECT id FROM requests WHERE endpoint_id = ? AND event_id = ? ORDER BY id LIMIT 1",
+                    (new.endpoint_id, new.event_id),
+                ).fetchone()
+                duplicate_of = first[0] if first else None
+            cur = conn.execute(
+                "INSERT INTO requests (endpoint_id, received_at, method, path, query, headers, content_type,"
+                " body, body_file, body_size, client, http_version, rejected, provider, event_type, event_id,"
+                " verify_status, verify_reason, duplicate_of)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    new.endpoint_id,
+                    new.received_at,
+                    new.method,
+                    new.path,
+                    new.query,
+                    encode_headers(new.headers),
+                    new.content_type,
+                    new.body,
+                    new.body_file,
+                    new.body_size,
+                    new.client,
+                    new.http_version,
+                    new.rejected,
+                    new.provider,
+                    new.event_type,
+                    new.event_id,
+                    new.verify_status,
+                    new.verify_reason,
+                    duplicate_of,
+                ),
+            )
+            rid = cur.lastrowid
+            assert rid is not None
+            return CapturedRequest.from_new(rid, new, duplicate_of)
+
+        return self.writer.submit_nowait(op, after_commit=self._announce)
+
+    def _announce(self, req: CapturedRequest) -> None:
+        for listener in self._listeners:
+            try:
+                listener(req)
+            except Exception:
+                log.exception("request listener failed")
+
+    async def get_request(self, request_id: int) -> CapturedRequest | None:
+        async with self._read() as db:
+            cur = await db.execute(f"SELECT {SUMMARY_COLUMNS}, body FROM requests WHERE id = ?", (request_id,))
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        return _row_to_request(row, row[BODY_INDEX])
+
+    async def load_body(self, request: CapturedRequest) -> bytes:
+        """Raises BodyMissing when the body file is gone, cut short or unreadable."""
+        if request.body is not None:
+            return request.body
+        if request.body_file is not None:
+            try:
+                data = await self.bodies.read(request.body_file)
+            except (OSError, ValueError) as exc:
+                raise BodyMissing(request.id, _unavailable(exc)) from exc
+            if len(data) != request.body_size:
+                raise BodyMissing(request.id, f"body file holds {len(data)} bytes, expected {request.body_size}")
+            return data
+        return b""
+
+    def iter_body(self, request: CapturedRequest) -> AsyncIterator[bytes]:
+        """Opens a body file at the call, not at the first chunk: a missing or cut file raises BodyMissing here,
+        before a handler starts a response, so a reader never gets a truncated 200."""
+        if request.body_file is not None and request.body is None:
+            try:
+                # A blocking open and fstat on the loop: microseconds, and it keeps the check before the response.
+                f = self.bodies.open_for_read(request.body_file, request.body_size)
+            except (OSError, ValueError) as exc:
+                raise BodyMissing(request.id, _unavailable(exc)) from exc
+            return iter_file(f)
+        return self._iter_loaded(request)
+
+    async def _iter_loaded(self, request: CapturedRequest) -> AsyncIterator[bytes]:
+        yield await self.load_body(request)
+
+    async def list_requests(self, endpoint_id: str, query: RequestQuery) -> list[CapturedRequest]:
+        where = ["endpoint_id = ?"]
+        params: list[Any] = [endpoint_id]
+        if query.before is not None:
+            where.append("id < ?")
+            params.append(query.before)
+        if query.after is not None:
+            where.append("id > ?")
+            params.append(query.after)
+        if query.methods:
+            where.append(f"method IN ({','.join('?' * len(query.methods))})")
+            params.extend(query.methods)
+        if query.provider:
+            where.append("provider = ?")
+            params.append(query.provider)
+        if query.verification:
+            where.append("verify_status = ?")
+            params.append(query.verification)
+        if query.duplicate is not None:
+            where.append("duplicate_of IS NOT NULL" if query.duplicate else "duplicate_of IS NULL")
+        if query.text:
+            raw = query.text.encode("utf-8")
+            as_latin1 = raw.decode("latin-1")
+            in_json = json.dumps(as_latin1, ensure_ascii=False)[1:-1]
+            where.append(
+                "(path LIKE ? ESCAPE '\\' OR query LIKE ? ESCAPE '\\' OR headers LIKE ? ESCAPE '\\'"
+                " OR instr(body, ?) > 0 OR CAST(body AS TEXT) LIKE ? ESCAPE '\\')"
+            )
+            params.extend([_like(as_latin1), _like(as_latin1), _like(in_json), raw, _like(query.text)])
+        order = "ASC" if query.ascending else "DESC"
+        columns = SUMMARY_COLUMNS + (", body" if query.with_body else "")
+        sql = (
+            f"SELECT {columns} FROM requests WHERE {' AND '.join(where)} "
+            f"ORDER BY id {order} LIMIT ?"
+        )
+        params.append(query.limit)
+        async with self._read() as db:
+            cur = await db.execute(sql, params)
+            rows = await cur.fetchall()
+        return [_row_to_request(r, r[BODY_INDEX] if query.with_body else None) for r in rows]
+
+    async def requests_after(self, endpoint_id: str, after: int, limit: int) -> list[CapturedRequest]:
+        return await self.list_requests(endpoint_id, RequestQuery(after=after, limit=limit, with_body=True))
+
+    async def delete_request(self, request_id: int) -> bool:
+        def op(conn: sqlite3.Connection) -> tuple[bool, str | None]:
+            row = conn.execute("DELETE FROM requests WHERE id = ? RETURNING body_file", (request_id,)).fetchone()
+            return (row is not None, row[0] if row else None)
+
+        def after(result: tuple[bool, str | None]) -> None:
+            if result[1]:
+                self.bodies.delete([result[1]])
+
+        found, _ = await self.writer.submit(op, after_commit=after)
+        return found
+
+    async def clear_requests(self, endpoint_id: str) -> int:
+        def op(conn: sqlite3.Connection) -> list[str | None]:
+            rows = conn.execute(
+                "DELETE FROM requests WHERE endpoint_id = ? RETURNING body_file", (endpoint_id,)
+            ).fetchall()
+            return [r[0] for r in rows]
+
+        removed = await self.writer.submit(op, after_commit=self._delete_files)
+        return len(removed)
+
+    def _delete_files(self, names: list[str | None]) -> None:
+        self.bodies.delete(n for n in names if n)
+
+    async def prune(self, now: float, ceiling: int | None = None) -> PruneResult:
+        rules = RetentionRules(
+            cap=self.retention_count,
+            cutoff=now - self.retention_age if self.retention_age > 0 else None,
+            ceiling=ceiling if ceiling is not None else default_retention_ceiling(self.retention_count),
+        )
+
+        def op(conn: sqlite3.Connection) -> tuple[list[str | None], list[Skipped]]:
+            return prune_all(conn, rules)
+
+        def after(result: tuple[list[str | None], list[Skipped]]) -> None:
+            self._delete_files(result[0])
+
+        files, skipped = await self.writer.submit(op, after_commit=after)
+        return PruneResult(len(files), tuple(skipped))
+
+    async def update_verdicts(self, verdicts: list[tuple[int, str, str]]) -> None:
+        def op(conn: sqlite3.Connection) -> None:
+            conn.executemany(
+                "UPDATE requests SET verify_status = ?, verify_reason = ? WHERE id = ?",
+                [(status, reason, rid) for rid, status, reason in verdicts],
+            )
+
+        await self.writer.submit(op)
+
+    def new_spool(self) -> BodySpool:
+        return self.bodies.new_spool()
+
+
+def _unavailable(exc: Exception) -> str:
+    if isinstance(exc, FileNotFoundError):
+        return "its body file is missing"
+    if isinstance(exc, OSError):
+        return f"its body file is unreadable: {exc.strerror or exc}"
+    return "its body file name is invalid"
+
+
+class _Reader:
+    """Borrow one read connection from the pool for the duration of a block."""
+
+    def __init__(self, pool: asyncio.Queue[aiosqlite.Connection]) -> None:
+        self._pool = pool
+        self._conn: aiosqlite.Connection | None = None
+
+    async def __aenter__(self) -> aiosqlite.Connection:
+        self._conn = await self._pool.get()
+        return self._conn
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self._conn is not None
+        self._pool.put_nowait(self._conn)
+        self._conn = None

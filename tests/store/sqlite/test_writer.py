@@ -1,0 +1,83 @@
+"""The single writer: group commit, isolation of a failing job, back-pressure, draining on stop."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from app.store.sqlite.writer import Writer, WriterClosed, WriterOverloaded
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("CREATE TABLE IF NOT EXISTS t (v INTEGER UNIQUE)")
+    return conn
+
+
+def _insert(v: int):  # type: ignore[no-untyped-def]
+    def op(conn: sqlite3.Connection) -> int:
+        cur = conn.execute("INSERT INTO t (v) VALUES (?)", (v,))
+        return cur.lastrowid or 0
+
+    return op
+
+
+async def test_concurrent_jobs_share_commits(tmp_path: Path) -> None:
+    w = Writer(lambda: _connect(tmp_path / "w.db"))
+    await w.start()
+    results = await asyncio.gather(*(w.submit(_insert(i)) for i in range(500)))
+    assert sorted(results) == list(range(1, 501))
+    assert w.jobs == 500 and w.batches < 100  # group commit: far fewer transactions than jobs
+    await w.stop()
+    conn = sqlite3.connect(tmp_path / "w.db")
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchone() == (500,)
+
+
+async def test_failing_job_rolls_back_alone(tmp_path: Path) -> None:
+    w = Writer(lambda: _connect(tmp_path / "w.db"))
+    await w.start()
+    futures = [w.submit_nowait(_insert(1)), w.submit_nowait(_insert(1)), w.submit_nowait(_insert(2))]
+    done = await asyncio.gather(*futures, return_exceptions=True)
+    assert isinstance(done[1], sqlite3.IntegrityError)
+    assert not isinstance(done[0], Exception) and not isinstance(done[2], Exception)
+    await w.stop()
+    conn = sqlite3.connect(tmp_path / "w.db")
+    assert [r[0] for r in conn.execute("SELECT v FROM t ORDER BY v")] == [1, 2]
+
+
+async def test_after_commit_runs_in_order_before_result(tmp_path: Path) -> None:
+    w = Writer(lambda: _connect(tmp_path / "w.db"))
+    await w.start()
+    seen: list[int] = []
+    futures = [w.submit_nowait(_insert(i), after_commit=seen.append) for i in range(50)]
+    ids = await asyncio.gather(*futures)
+    assert seen == list(ids) == sorted(ids)
+    await w.stop()
+
+
+async def test_full_queue_refuses(tmp_path: Path) -> None:
+    w = Writer(lambda: _connect(tmp_path / "w.db"), queue_size=5)
+    await w.start()
+    accepted = []
+    with pytest.raises(WriterOverloaded):
+        for i in range(100):
+            accepted.append(w.submit_nowait(_insert(i)))
+    assert len(accepted) == 5
+    await asyncio.gather(*accepted)
+    await w.stop()
+    with pytest.raises(WriterClosed):
+        w.submit_nowait(_insert(999))
+
+
+async def test_stop_commits_what_was_queued(tmp_path: Path) -> None:
+    w = Writer(lambda: _connect(tmp_path / "w.db"))
+    await w.start()
+    futures = [w.submit_nowait(_insert(i)) for i in range(200)]
+    await w.stop()
+    assert all(f.done() and not f.exception() for f in futures)
+    conn = sqlite3.connect(tmp_path / "w.db")
+    assert conn.execute("SELECT COUNT(*) FROM t").fetchone() == (200,)
