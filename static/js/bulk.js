@@ -1,7 +1,7 @@
 // "Replay shown…": replays what the current filters show (POST /api/endpoints/{id}/replay), oldest first.
 // An in-page <dialog> like the others; the target defaults to the endpoint's remembered replay target.
-import { el } from "./dom.js";
-import { getJSON, postJSON } from "./api.js";
+import { getJSON, postJSON } from "./lib/api.js";
+import { el } from "./lib/dom.js";
 
 const MAX = 500;
 

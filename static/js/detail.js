@@ -1,18 +1,16 @@
 // Detail pane of the inspector: overview, query, headers and body views of one request, plus its actions
 // (load full body, download, copy body, copy as curl, delete). Everything captured is shown as text via el().
-import { el, clear } from "./dom.js";
 import { toCurl } from "./curl.js";
-import { copyText, wholeBody } from "./download.js";
+import { el, clear } from "./lib/dom.js";
+import { copyText } from "./lib/download.js";
+import { formatSizeKiB } from "./lib/format.js";
 import { bodyViews } from "./views/body.js";
-import { formatSize } from "./views/bytes.js";
+import { wholeBody } from "./views/bytes.js";
 import { headersView, queryView } from "./views/headers.js";
 import { fullPath, overview } from "./views/overview.js";
 
 // Bodies up to this size go into the curl command inline; bigger ones are piped from hookscope's /raw URL.
 const CURL_INLINE_LIMIT = 256 * 1024;
-
-// The tab the user picked, kept across re-renders of the same request (e.g. after "load full body").
-let lastChoice = { rid: null, tab: null };
 
 function notify(ctx, message, kind = "info") {
   if (ctx && typeof ctx.toast === "function") ctx.toast(message, kind);
@@ -52,18 +50,18 @@ function deleteControl(req, ctx) {
   return bar;
 }
 
-function bodyActions(req, ctx, container) {
+function bodyActions(req, ctx, container, memory) {
   const actions = el("div", { class: "toolbar body-actions" });
   const curlBox = el("div", { class: "curl-box hidden" });
   if (req.body_truncated) {
-    const size = `showing first ${formatSize(ctx.previewLimit || req.body?.length || 0)} of ${formatSize(req.body_size)}`;
+    const size = `showing first ${formatSizeKiB(ctx.previewLimit || req.body?.length || 0)} of ${formatSizeKiB(req.body_size)}`;
     const load = el("button", { type: "button", class: "load-full" }, "Load full body");
     load.addEventListener("click", async () => {
       load.disabled = true;
       load.textContent = "Loading…";
       try {
         const full = await ctx.loadFullBody(req.id);
-        if (container.isConnected && container.dataset.rid === String(req.id)) renderDetail(container, full, ctx);
+        if (container.isConnected && container.dataset.rid === String(req.id)) renderDetail(container, full, ctx, memory);
       } catch (err) {
         notify(ctx, `Could not load the body: ${err.message}`, "error");
         load.disabled = false;
@@ -80,7 +78,7 @@ function bodyActions(req, ctx, container) {
     const copyBody = el("button", { type: "button", class: "copy-body" }, "Copy body");
     copyBody.addEventListener("click", async () => {
       try {
-        const bytes = await wholeBody(req);
+        const bytes = await wholeBody(req, memory.raw);
         let text;
         let how = "";
         try {
@@ -101,7 +99,7 @@ function bodyActions(req, ctx, container) {
   const copyCurl = el("button", { type: "button", class: "copy-curl" }, "Copy as curl");
   copyCurl.addEventListener("click", async () => {
     try {
-      const inline = stored && req.body_size <= CURL_INLINE_LIMIT ? await wholeBody(req) : null;
+      const inline = stored && req.body_size <= CURL_INLINE_LIMIT ? await wholeBody(req, memory.raw) : null;
       const command = toCurl(req, inline, ingestUrl(req, ctx), {
         rawUrl: `${location.origin}/api/requests/${req.id}/raw`,
         inlineLimit: CURL_INLINE_LIMIT,
@@ -121,28 +119,28 @@ function bodyActions(req, ctx, container) {
 
 /**
  * Fill `container` with every view of `req` (GET /api/requests/{rid}?max_body=N; body may be truncated,
- * see req.body_truncated). ctx: see static/js/context.md.
+ * see req.body_truncated). ctx and `memory` (what the pane keeps across renders, the inspector's state.detail):
+ * see static/js/context.md. Returns a handle: verdict(verification) shows a re-checked signature verdict.
  */
-export function renderDetail(container, req, ctx) {
+export function renderDetail(container, req, ctx, memory) {
   for (const url of container._detailBlobUrls || []) URL.revokeObjectURL(url);
   const urls = [];
   container._detailBlobUrls = urls;
   clear(container);
   container.dataset.rid = String(req.id);
-  if (lastChoice.rid !== req.id) lastChoice = { rid: req.id, tab: null };
+  if (memory.tab.rid !== req.id) Object.assign(memory.tab, { rid: req.id, name: null });
   const head = el(
     "header",
     { class: "detail-head" },
     el("h2", { class: "detail-title" }, el("span", { class: "method" }, req.method), " ", el("span", { class: "path" }, fullPath(req))),
     el("div", { class: "detail-actions" }, deleteControl(req, ctx)),
   );
-  const [actions, curlBox] = bodyActions(req, ctx, container);
+  const [actions, curlBox] = bodyActions(req, ctx, container, memory);
   const body = bodyViews(req, {
-    initial: lastChoice.tab,
-    onTab: (tab) => {
-      lastChoice = { rid: req.id, tab };
-    },
+    initial: memory.tab.name,
+    onTab: (name) => Object.assign(memory.tab, { rid: req.id, name }),
     urls,
+    raw: memory.raw,
   });
   container.append(
     el(
@@ -152,7 +150,16 @@ export function renderDetail(container, req, ctx) {
       overview(req, ctx),
       section("Query parameters", "detail-query", queryView(req)),
       section(`Headers (${(req.headers || []).length})`, "detail-headers", headersView(req)),
-      section(`Body (${formatSize(req.body_size)})`, "detail-body", actions, curlBox, body),
+      section(`Body (${formatSizeKiB(req.body_size)})`, "detail-body", actions, curlBox, body),
     ),
   );
+  return {
+    requestId: req.id,
+    // Looked up when called: "load full body" re-renders the container with a new handle the caller never sees.
+    verdict(verification) {
+      if (container.dataset.rid !== String(req.id)) return;
+      const shown = container.querySelector(".detail-overview");
+      if (shown) shown.replaceWith(overview({ ...req, verification }, ctx));
+    },
+  };
 }

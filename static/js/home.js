@@ -1,7 +1,7 @@
 // Home page: create an endpoint in one click, list endpoints with request counts and last activity.
-import { el, clear } from "./dom.js";
-import { getJSON, postJSON } from "./api.js";
-import { relativeTime, absoluteTime } from "./format.js";
+import { getJSON, postJSON } from "./lib/api.js";
+import { el, clear } from "./lib/dom.js";
+import { relativeTime, absoluteTime } from "./lib/format.js";
 
 const $ = (id) => document.getElementById(id);
 

@@ -1,9 +1,9 @@
 // The request list: one <li data-id> per summary, newest first, capped at ROW_CAP rows in the DOM.
 // Live rows are queued and inserted once per animation frame (one layout per frame however fast they come).
 // Every inserted live row dispatches a `hookscope:row` CustomEvent on document ({id, at}) for benchmarks.
-import { el, clear } from "./dom.js";
-import { formatSize, relativeTime, absoluteTime } from "./format.js";
-import { requestBadges } from "./panels/index.js";
+import { requestBadges } from "./badges.js";
+import { el, clear } from "./lib/dom.js";
+import { formatSizeKB, relativeTime, absoluteTime } from "./lib/format.js";
 
 /** Rows kept in the DOM. Older ones are dropped as new ones arrive; "load older" fetches them again. */
 export const ROW_CAP = 1000;
@@ -156,6 +156,22 @@ export class RequestList {
     this.onChange(0);
   }
 
+  /** Re-checked signature verdicts ([{id, verification}]): the rows shown (or about to be) get their new badges. */
+  updateVerdicts(verdicts) {
+    const byId = new Map(verdicts.map((v) => [v.id, v.verification]));
+    this.pending = this.pending.map((s) => (byId.has(s.id) ? { ...s, verification: byId.get(s.id) } : s));
+    for (const [id, verification] of byId) {
+      const row = this.rows.get(id);
+      if (!row) continue;
+      row.summary = { ...row.summary, verification };
+      const old = row.node.querySelector(".badges");
+      const fresh = this.badges(row.summary);
+      if (old && fresh) old.replaceWith(fresh);
+      else if (old) old.remove();
+      else if (fresh) row.node.querySelector(".path").after(fresh);
+    }
+  }
+
   markSelected(id) {
     if (this.selectedId !== null) {
       const prev = this.rows.get(this.selectedId);
@@ -185,14 +201,19 @@ export class RequestList {
     return next ? Number(next.dataset.id) : null;
   }
 
-  build(s, fresh) {
-    const path = (s.path || "/") + (s.query ? "?" + s.query : "");
+  /** The row's badges (<span class="badges">), or null when it has none. */
+  badges(s) {
     let badges = [];
     try {
       badges = requestBadges(s) || [];
     } catch (err) {
       console.warn("requestBadges failed", err);
     }
+    return badges.length ? el("span", { class: "badges" }, badges) : null;
+  }
+
+  build(s, fresh) {
+    const path = (s.path || "/") + (s.query ? "?" + s.query : "");
     const absolute = absoluteTime(s.received_at);
     const time = el("time", { class: "rel", datetime: s.received_at, title: absolute }, relativeTime(s.received_at));
     return el("li", {
@@ -203,11 +224,11 @@ export class RequestList {
     },
     el("span", { class: "method", dataset: { method: s.method } }, s.method),
     el("span", { class: "path", title: path }, path),
-    badges.length ? el("span", { class: "badges" }, badges) : null,
+    this.badges(s),
     el("span", { class: "meta" },
       time,
       el("span", { class: "abs" }, absolute),
-      el("span", { class: "size" }, s.rejected ? "rejected" : formatSize(s.body_size)),
+      el("span", { class: "size" }, s.rejected ? "rejected" : formatSizeKB(s.body_size)),
       s.content_type ? el("span", { class: "ctype", title: s.content_type }, s.content_type) : null,
       s.client ? el("span", { class: "client" }, s.client) : null,
     ));

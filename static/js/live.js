@@ -1,5 +1,6 @@
-// The inspector's live connection (protocol: app/live.py). Reconnects with backoff (250 ms doubling to 5 s),
-// always resuming after the highest id seen, so a restart or eviction shows every request exactly once.
+// The inspector's live connection (protocol: docs/events.md, app/web/live.py). Reconnects with backoff (250 ms
+// doubling to 5 s), always resuming after the highest id seen, so a restart or eviction shows every request exactly
+// once. It only parses and dispatches frames: what they do to the page is the handlers' business.
 
 const MIN_DELAY = 250;
 const MAX_DELAY = 5000;
@@ -7,8 +8,16 @@ const PING_EVERY = 25000;
 
 export class LiveConnection {
   /**
-   * handlers: onRequests(summaries), onState("connecting" | "live" | "reconnecting"), onReset(),
-   *   onDeleted(ids), onCleared()
+   * handlers (all but onRequests and onState optional):
+   *   onRequests(summaries)                 new requests, ascending ids
+   *   onState("live" | "reconnecting" | "gone")  "gone": the endpoint was deleted; the connection stays closed
+   *   onReset()                             the server's ids went backwards: reload the list
+   *   onResynced()                          synced again after a reconnect: frames may have been missed meanwhile
+   *   onDeleted(ids, reason)                rows removed elsewhere; reason "deleted" | "pruned"
+   *   onCleared()                           every row removed elsewhere
+   *   onDelivery(delivery)                  a delivery was recorded (GET /api/requests/{rid}/deliveries item)
+   *   onVerdicts([{id, verification}])      stored signature verdicts were re-checked
+   *   onEndpoint(endpoint)                  the endpoint's settings changed (GET /api/endpoints/{id} shape)
    */
   constructor(endpointId, after, handlers) {
     this.endpointId = endpointId;
@@ -19,6 +28,7 @@ export class LiveConnection {
     this.timer = null;
     this.pinger = null;
     this.stopped = false;
+    this.synced = false; // a "synced" frame arrived on some connection: the next one is a resync
   }
 
   start() {
@@ -60,6 +70,8 @@ export class LiveConnection {
       this.socket = null;
       if (this.stopped) return;
       if (event.code === 4404) {
+        // The endpoint is gone (deleted while we were away, or announced by an endpoint_deleted frame).
+        this.stopped = true;
         this.handlers.onState("gone");
         return;
       }
@@ -91,19 +103,40 @@ export class LiveConnection {
         break;
       }
       case "deleted":
-        // Another page (or the API) deleted rows of this endpoint.
-        if (this.handlers.onDeleted) this.handlers.onDeleted((frame.ids || []).filter((id) => typeof id === "number"));
+        // Another page or the API deleted rows of this endpoint, or retention pruned them.
+        this.handlers.onDeleted?.((frame.ids || []).filter((id) => typeof id === "number"),
+          frame.reason === "pruned" ? "pruned" : "deleted");
         break;
       case "cleared":
-        if (this.handlers.onCleared) this.handlers.onCleared();
+        this.handlers.onCleared?.();
         break;
-      case "synced":
+      case "delivery":
+        if (frame.delivery && typeof frame.delivery.id === "number") this.handlers.onDelivery?.(frame.delivery);
+        break;
+      case "verdicts": {
+        const verdicts = (frame.verdicts || []).filter((v) => typeof v.id === "number" && v.verification);
+        if (verdicts.length) this.handlers.onVerdicts?.(verdicts);
+        break;
+      }
+      case "endpoint":
+        if (frame.endpoint && typeof frame.endpoint.id === "string") this.handlers.onEndpoint?.(frame.endpoint);
+        break;
+      case "endpoint_deleted":
+        // The server closes with 4404 next; whatever the close looks like, there is nothing to reconnect to.
+        this.stopped = true;
+        this.handlers.onState("gone");
+        break;
+      case "synced": {
         if (typeof frame.last_id === "number" && (this.after === null || frame.last_id > this.after)) {
           this.after = frame.last_id;
         }
         this.delay = MIN_DELAY;
+        const again = this.synced;
+        this.synced = true;
         this.handlers.onState("live");
+        if (again) this.handlers.onResynced?.();
         break;
+      }
       default:
         break;
     }

@@ -12,9 +12,12 @@ then started for it alone. The browser is shared by the package; each test still
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
 import re
 import shutil
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +27,8 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from tests.support import LOCAL_TLS, ServerProcess
+from app.settings import Settings
+from tests.support import LOCAL_TLS, ServerProcess, live_server
 
 CHROMIUM = os.environ.get("HOOKSCOPE_CHROMIUM", "/usr/bin/chromium")
 # Flags for a closed network and a root user (see ../shared/architecture.md): no background networking.
@@ -140,6 +144,33 @@ def ui_server(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Server
     assert srv.proc is not None and srv.proc.poll() is None, f"shared server exited: {srv.proc and srv.proc.returncode}"
     yield srv
     assert srv.proc.poll() is None, "the test stopped the module's shared server: mark it fresh_server"
+
+
+@dataclass
+class ThreadServer:
+    """A server running in this process (`live_server`, in an event loop on a thread of its own), for settings the
+    command line does not offer, such as a retention pass every fraction of a second. Only `url` is shared with
+    `ServerProcess`: tests talk to it over HTTP like to any other."""
+
+    url: str
+
+
+@contextlib.contextmanager
+def thread_server(settings: Settings) -> Iterator[ThreadServer]:
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="ui-thread-server", daemon=True)
+    thread.start()
+    running = live_server(settings)
+    try:
+        server = asyncio.run_coroutine_threadsafe(running.__aenter__(), loop).result(30)
+        try:
+            yield ThreadServer(server.url)
+        finally:
+            asyncio.run_coroutine_threadsafe(running.__aexit__(None, None, None), loop).result(60)
+    finally:
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(10)
+        loop.close()
 
 
 @pytest.fixture

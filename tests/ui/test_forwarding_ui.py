@@ -31,11 +31,13 @@ DEV_SECRET = "whsec_dev_secret_for_my_laptop_42"
 
 
 class Target:
-    """Records every request (method, path, headers in order, body bytes) and answers 200 "ok"."""
+    """Records every request (method, path, headers in order, body bytes) and answers 200 "ok"; with a `gate`, only
+    once the gate is set (the request is recorded first)."""
 
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, gate: threading.Event | None = None) -> None:
         self.received: list[tuple[str, str, list[tuple[str, str]], bytes]] = []
         self.got = threading.Event()
+        self.changed = threading.Condition()
         target = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -44,8 +46,12 @@ class Target:
             def do_POST(self) -> None:
                 length = int(self.headers.get("content-length") or 0)
                 body = self.rfile.read(length)
-                target.received.append((self.command, self.path, list(self.headers.items()), body))
+                with target.changed:
+                    target.received.append((self.command, self.path, list(self.headers.items()), body))
+                    target.changed.notify_all()
                 target.got.set()
+                if gate is not None:
+                    gate.wait(30)
                 self.send_response(200)
                 self.send_header("content-type", "text/plain")
                 self.send_header("x-target", "recorder")
@@ -68,6 +74,11 @@ class Target:
     def close(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+    def received_count(self, count: int, timeout: float) -> bool:
+        """Wait until `count` requests arrived; False after `timeout` seconds."""
+        with self.changed:
+            return self.changed.wait_for(lambda: len(self.received) >= count, timeout)
 
     def header(self, index: int, name: str) -> list[str]:
         return [v for n, v in self.received[index][2] if n.lower() == name]
@@ -260,7 +271,7 @@ def test_dead_delivery_shows_retry_and_retry_delivers(tmp_path: Path, page: Page
         mount(page, srv, ep["id"])
         select(page, rid)
         row = delivery_rows(page).first
-        # Pending while retried (the panel polls), then dead once the short schedule gives up.
+        # Pending while retried (delivery frames update the row), then dead once the short schedule gives up.
         expect(row.locator(".hs-state")).to_have_text("dead", timeout=15_000)
         expect(row.locator(".hs-error")).not_to_be_empty()
         retry = row.get_by_role("button", name="Retry")
@@ -298,38 +309,39 @@ def test_relays_strip_shows_a_connected_relay_and_its_acked_id(ui_server: Server
     watch.assert_clean()
 
 
-# Own server: its forward to a closed port keeps being retried after the test, and a later test's Target could be
-# given that port.
-@pytest.mark.fresh_server
-def test_deliveries_poll_stops_when_the_request_is_deselected(ui_server: ServerProcess, page: Page,
-                                                              watch: Watch) -> None:
-    ep = create_endpoint(ui_server)
-    patch_endpoint(ui_server, ep["id"], forward_targets=[f"http://127.0.0.1:{free_port()}/down"])
-    first = capture(ui_server, ep["id"], b"stuck", [])
-    second = capture(ui_server, ep["id"], b"queued behind", [])
-    polls: list[int] = []
-
-    def on_request(r) -> None:  # type: ignore[no-untyped-def]
-        for rid in (first, second):
-            if r.url.endswith(f"/api/requests/{rid}/deliveries"):
-                polls.append(rid)
-
-    page.on("request", on_request)
-    mount(page, ui_server, ep["id"])
-    select(page, first)
-    expect(delivery_rows(page).locator(".hs-state")).to_have_text("pending")
-    with page.expect_request(lambda r: r.url.endswith(f"/api/requests/{first}/deliveries")):
-        pass  # still pending: the panel polls again
-    select(page, second)
-    queued = page.locator("#detail-forwarding [data-panel=deliveries] tr.hs-state-queued")
-    expect(queued).to_contain_text("queued")
-    left = polls.count(first)
-    # Two polls of the newly selected request span two poll periods: a leaked timer would have fired meanwhile.
-    for _ in range(2):
-        with page.expect_request(lambda r: r.url.endswith(f"/api/requests/{second}/deliveries")):
-            pass
-    assert polls.count(first) <= left + 1  # at most one already in flight at the switch
-    assert polls.count(second) >= 3
+def test_deliveries_follow_live_frames_without_polling(ui_server: ServerProcess, page: Page, watch: Watch) -> None:
+    """The open deliveries panel loads once, then changes only through the live socket's delivery frames."""
+    gate = threading.Event()
+    held = Target(gate=gate)
+    try:
+        ep = create_endpoint(ui_server)
+        patch_endpoint(ui_server, ep["id"], forward_targets=[held.url + "/held"])
+        rid = capture(ui_server, ep["id"], b"held at the target", [])
+        other = capture(ui_server, ep["id"], b"another request", [])
+        assert held.got.wait(15)  # the forward of `rid` is in flight: the target answers once the gate opens
+        loads: list[str] = []
+        page.on("request", lambda r: loads.append(r.url) if r.url.endswith("/deliveries") else None)
+        page.goto(f"{ui_server.url}/e/{ep['id']}")
+        expect(page.locator("#conn")).to_have_text("live")
+        page.locator(f'#request-list li[data-id="{rid}"]').click()
+        panel = page.locator("#detail-forwarding [data-panel=deliveries]")
+        expect(panel.locator("tbody tr").first).to_be_visible()  # queued or pending
+        expect(panel.locator("tbody")).not_to_contain_text("delivered")
+        gate.set()
+        row = delivery_rows(page)
+        expect(row.locator(".hs-state")).to_have_text("delivered")
+        expect(row.locator(".hs-status")).to_have_text("200")
+        expect(panel.locator("tr.hs-state-queued")).to_have_count(0)
+        # The other request's forward is delivered too; its frames never reach this request's panel.
+        assert held.received_count(2, timeout=15)
+        page.locator(f'#request-list li[data-id="{other}"]').click()
+        expect(page.locator(f'#detail-forwarding [data-request-id="{other}"]')).to_have_count(1)
+        expect(delivery_rows(page).locator(".hs-state")).to_have_text("delivered")
+        assert loads == [f"{ui_server.url}/api/requests/{rid}/deliveries",
+                         f"{ui_server.url}/api/requests/{other}/deliveries"]
+    finally:
+        gate.set()
+        held.close()
     watch.assert_clean()
 
 

@@ -1,18 +1,23 @@
-"""Live updates in the browser: rows appear without reload, and a server restart loses or repeats nothing."""
+"""Live updates in the browser: rows appear without reload, a server restart loses or repeats nothing, and what
+changes elsewhere (deletes, retention, endpoint settings, the endpoint's deletion) reaches an open page."""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from playwright.sync_api import BrowserContext, Page, expect
 
+from app.settings import Settings
 from tests.support import LOCAL_TLS, ServerProcess
-from tests.ui.conftest import Watch
+from tests.ui.conftest import ThreadServer, Watch, thread_server
+from tests.ui.test_provider_ui import STRIPE_SECRET, send_stripe, stripe_event
 
 
-def new_endpoint(srv: ServerProcess) -> dict[str, Any]:
+def new_endpoint(srv: ServerProcess | ThreadServer) -> dict[str, Any]:
     resp = httpx.post(srv.url + "/api/endpoints", json={"name": "live"}, trust_env=False, verify=LOCAL_TLS)
     assert resp.status_code == 201
     data: dict[str, Any] = resp.json()
@@ -128,4 +133,66 @@ def test_deletes_in_one_tab_reach_the_other(ui_server: ServerProcess, context: B
     expect(in_front(there).locator("#request-list li.row")).to_have_count(0)
     later = send(ep, "later")
     expect(there.locator(f'#request-list li[data-id="{later}"]')).to_be_visible()
+    watch.assert_clean()
+
+
+def test_pruned_rows_leave_an_open_page(tmp_path: Path, page: Page, watch: Watch) -> None:
+    # Retention keeps 3 requests per endpoint and runs every 0.1 s instead of every 30 s.
+    with thread_server(Settings(db=tmp_path / "prune.db", retention_count=3, janitor_interval=0.1)) as srv:
+        ep = new_endpoint(srv)
+        first = [send(ep, f"r{i}") for i in range(3)]
+        page.goto(f"{srv.url}/e/{ep['id']}")
+        expect(page.locator("#request-list li.row")).to_have_count(3)
+        expect(page.locator("#conn")).to_have_text("live")
+        page.locator(f'#request-list li[data-id="{first[0]}"]').click()
+        expect(page.locator("#detail-main")).to_have_attribute("data-request-id", str(first[0]))
+        later = [send(ep, f"later{i}") for i in range(2)]
+        expect(page.locator(f'#request-list li[data-id="{later[1]}"]')).to_be_visible()
+        # The two oldest are pruned: their rows go, the open one says why.
+        expect(page.locator("#request-list li.row")).to_have_count(3)
+        assert row_ids(page) == [later[1], later[0], first[2]]
+        expect(page.locator("#detail-main")).to_contain_text("removed by retention")
+        expect(page.locator("#detail-main")).not_to_have_attribute("data-request-id", str(first[0]))
+    watch.assert_clean()
+
+
+def test_endpoint_settings_changed_elsewhere_reach_an_open_page(ui_server: ServerProcess, page: Page,
+                                                                watch: Watch) -> None:
+    ep = new_endpoint(ui_server)
+    rid = send_stripe(ui_server, ep["id"], stripe_event("evt_elsewhere"))
+    page.goto(f"{ui_server.url}/e/{ep['id']}")
+    expect(page.locator("#conn")).to_have_text("live")
+    row = page.locator(f'#request-list li[data-id="{rid}"]')
+    row.click()
+    expect(page.locator("#detail-main")).to_have_attribute("data-request-id", str(rid))
+    expect(row.locator("[data-badge=provider]")).to_have_text("stripe")
+    expect(row.locator("[data-badge=valid]")).to_have_count(0)
+    expect(page.locator("#detail-forwarding [data-panel=signature]")).to_have_count(0)
+
+    # Another tab, or a script, changes the settings through the API.
+    resp = httpx.patch(f"{ui_server.url}/api/endpoints/{ep['id']}", trust_env=False, verify=LOCAL_TLS,
+                       json={"name": "renamed elsewhere", "verify": {"scheme": "stripe", "secrets": [STRIPE_SECRET]}})
+    assert resp.status_code == 200, resp.text
+    expect(page.locator("#ep-name")).to_have_text("renamed elsewhere")
+    expect(page).to_have_title(re.compile(r"· renamed elsewhere$"))
+    # The re-checked verdict reaches the row, the open detail and its signature helper.
+    expect(row.locator("[data-badge=valid]")).to_have_text("✓ valid")
+    expect(page.locator("#detail-main .detail-overview [data-badge=valid]")).to_have_text("✓ valid")
+    expect(page.locator("#detail-forwarding [data-panel=signature] summary")).to_have_text("Signature: why valid?")
+    page.locator("#endpoint-panels .hs-settings-button").click()
+    dialog = page.locator("dialog.hs-settings-dialog")
+    expect(dialog.locator("input[name=name]")).to_have_value("renamed elsewhere")
+    expect(dialog.locator("select[name=verify-scheme]")).to_have_value("stripe")
+    watch.assert_clean()
+
+
+def test_deleting_the_endpoint_is_shown_in_an_open_page(ui_server: ServerProcess, page: Page, watch: Watch) -> None:
+    ep = new_endpoint(ui_server)
+    send(ep, "before")
+    page.goto(f"{ui_server.url}/e/{ep['id']}")
+    expect(page.locator("#conn")).to_have_text("live")
+    resp = httpx.delete(f"{ui_server.url}/api/endpoints/{ep['id']}", trust_env=False, verify=LOCAL_TLS)
+    assert resp.status_code in (200, 204), resp.text
+    expect(page.locator("#endpoint-gone")).to_contain_text("This endpoint was deleted")
+    expect(page.locator("#conn")).to_have_text("endpoint deleted")
     watch.assert_clean()

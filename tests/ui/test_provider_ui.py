@@ -2,7 +2,8 @@
 
 The panels are driven through their module contract (static/js/context.md) on a bare same-origin page: `mount`
 builds the endpoint header, a list of rows with requestBadges and the per-request panels, with a ctx like the
-inspector's. That keeps these tests independent of the page shell's layout.
+inspector's, and routes the live socket's delivery and verdict frames to the panels shown, as the inspector does.
+That keeps these tests independent of the page shell's layout.
 """
 
 from __future__ import annotations
@@ -24,13 +25,16 @@ STRIPE_SECRET = "whsec_test_0123456789abcdefABCDEF"
 HARNESS = """
 async (epId) => {
   const m = await import("/static/js/panels/index.js");
-  const api = await import("/static/js/api.js");
-  const { el } = await import("/static/js/dom.js");
+  const api = await import("/static/js/lib/api.js");
+  const { el } = await import("/static/js/lib/dom.js");
+  const { requestBadges } = await import("/static/js/badges.js");
+  const { LiveConnection } = await import("/static/js/live.js");
   const ep = await api.getJSON(`/api/endpoints/${epId}`);
   const head = el("div", { id: "endpoint-panels" });
   const list = el("ol", { id: "request-list" });
   const detail = el("div", { id: "detail-forwarding" });
   document.body.replaceChildren(head, list, detail);
+  let panels = null;
   const ctx = {
     endpoint: ep, endpointId: epId, previewLimit: 262144, toasts: [],
     setEndpoint(e) { ctx.endpoint = e; },
@@ -38,17 +42,29 @@ async (epId) => {
     toast(message) { ctx.toasts.push(message); },
     async select(rid) {
       const req = rid === null ? null : await api.getJSON(`/api/requests/${rid}?max_body=262144`);
-      m.renderRequestPanels(detail, req, ctx);
+      if (panels) panels.stop();
+      panels = m.renderRequestPanels(detail, req, ctx);
     },
     async refreshList() {
       const data = await api.getJSON(`/api/endpoints/${epId}/requests`);
       list.replaceChildren(...data.requests.map((s) =>
-        el("li", { class: "row", dataset: { id: s.id } }, "#" + s.id + " ", m.requestBadges(s))));
+        el("li", { class: "row", dataset: { id: s.id } }, "#" + s.id + " ", requestBadges(s))));
     },
   };
   window.__ctx = ctx;
   m.mountEndpointPanels(head, ep, ctx);
   await ctx.refreshList();
+  // Frames are routed once the stream is live, so nothing a test does after mount() can be missed.
+  await new Promise((resolve, reject) => {
+    setTimeout(() => reject(new Error("the live socket did not sync")), 10000);
+    new LiveConnection(epId, null, {
+      onRequests() {},
+      onState(state) { if (state === "live") resolve(); },
+      onResynced() { if (panels) panels.reload(); },
+      onDelivery(d) { if (panels) panels.delivery(d); },
+      onVerdicts(v) { if (panels) panels.verdicts(v); },
+    }).start();
+  });
 }
 """
 
@@ -256,7 +272,7 @@ def test_panels_on_the_inspector_page(ui_server: ServerProcess, page: Page, watc
 def test_request_badges_for_summaries(ui_server: ServerProcess, page: Page, watch: Watch) -> None:
     page.goto(ui_server.url + "/login")
     shown = page.evaluate("""async () => {
-      const { requestBadges } = await import("/static/js/panels/index.js");
+      const { requestBadges } = await import("/static/js/badges.js");
       const texts = (s) => requestBadges(s).map((b) => [b.dataset.badge, b.textContent, b.title]);
       return {
         plain: texts({ id: 1, verification: { status: "unconfigured", reason: "" } }),

@@ -1,12 +1,25 @@
 // This request's deliveries (forward, relay, replay): a table, details with the bounded response, Retry for dead
-// ones, and a 1 s refresh while anything is pending. The poll stops when the panel leaves the page.
-import { el, clear } from "../dom.js";
-import { getJSON, postJSON } from "../api.js";
-import { errorText, fmtLatency, headersToText, messageArea, poller, whenAttached } from "./util.js";
+// ones. Loaded once when the panel is built (and again by reload() after the live socket reconnected); from then on
+// it follows the live socket's delivery frames, which the owner passes to upsert(). It never polls.
+import { getJSON, postJSON } from "../lib/api.js";
+import { el, clear } from "../lib/dom.js";
+import { formatLatency } from "../lib/format.js";
+import { errorText, messageArea } from "../lib/message.js";
+import { headersToText } from "./util.js";
 
-const POLL_MS = 1000;
 const RETRYABLE = new Set(["dead", "failed"]);
 
+/** Whether `incoming` may replace `known`: not when it is an older version of the row (updated_at is RFC 3339 in
+ * UTC with microseconds, so strings compare in time order). A load and a frame can cross, either way round. */
+function newer(incoming, known) {
+  return !known || String(incoming.updated_at || "") >= String(known.updated_at || "");
+}
+
+/**
+ * The panel of one request (GET /api/requests/{rid} JSON). Returns {node, upsert(delivery), reload(), stop()}:
+ * upsert shows a delivery of this request (others are ignored), reload fetches the list again, stop aborts a load
+ * in flight (the owner calls it when the panel is replaced).
+ */
 export function deliveriesPanel(req) {
   const body = el("tbody");
   const msg = messageArea();
@@ -17,30 +30,40 @@ export function deliveriesPanel(req) {
     body);
   const root = el("section", { class: "hs-panel hs-deliveries-panel", dataset: { panel: "deliveries" } },
     el("h3", null, "Deliveries"), msg.node, empty, table);
-  const open = new Set(); // delivery ids whose details are shown, kept across refreshes
-  let rows = new Map(); // id -> delivery
+  const open = new Set(); // delivery ids whose details are shown, kept across redraws
+  const rows = new Map(); // id -> delivery; shown by id, the API's order
   let queued = [];
+  let loading = null; // AbortController of the load in flight
 
   async function load() {
-    const data = await getJSON(`/api/requests/${req.id}/deliveries`);
-    rows = new Map(data.deliveries.map((d) => [d.id, d]));
-    queued = data.queued || [];
-    draw();
-    return [...rows.values()].some((d) => d.state === "pending") || queued.length > 0;
+    if (loading) loading.abort();
+    const mine = new AbortController();
+    loading = mine;
+    try {
+      const data = await getJSON(`/api/requests/${req.id}/deliveries`, { signal: mine.signal });
+      if (mine.signal.aborted) return;
+      for (const d of data.deliveries) {
+        if (newer(d, rows.get(d.id))) rows.set(d.id, d);
+      }
+      // A forward recorded by a frame while the list was on its way is no longer queued.
+      queued = (data.queued || []).filter((q) => !hasDelivery(q));
+      msg.clear();
+      draw();
+    } catch (err) {
+      if (!mine.signal.aborted) msg.show("Could not load deliveries: " + errorText(err), "error");
+    } finally {
+      if (loading === mine) loading = null;
+    }
   }
 
-  const poll = poller(async () => {
-    try {
-      return await load();
-    } catch (err) {
-      msg.show("Could not load deliveries: " + errorText(err), "error");
-      return false;
-    }
-  }, POLL_MS, () => root.isConnected);
+  function hasDelivery(q) {
+    for (const d of rows.values()) if (d.kind === q.kind && d.target === q.target) return true;
+    return false;
+  }
 
   function draw() {
     clear(body);
-    for (const d of rows.values()) {
+    for (const d of [...rows.values()].sort((x, y) => x.id - y.id)) {
       body.append(row(d));
       if (open.has(d.id)) body.append(details(d));
     }
@@ -71,7 +94,7 @@ export function deliveriesPanel(req) {
       el("td", { class: "hs-state" }, d.state),
       el("td", null, String(d.attempts)),
       el("td", { class: "hs-status" }, d.status === null || d.status === undefined ? "" : String(d.status)),
-      el("td", null, fmtLatency(d.latency_ms)),
+      el("td", null, formatLatency(d.latency_ms)),
       el("td", { class: "hs-error" }, d.error || ""),
       el("td", { class: "hs-actions" }, toggle, retry));
   }
@@ -88,7 +111,7 @@ export function deliveriesPanel(req) {
       d.sent ? [el("h4", null, "Sent with edits"), el("pre", { class: "hs-pre" }, JSON.stringify(d.sent, null, 2))] : null,
       d.history && d.history.length
         ? [el("h4", null, "Attempts"), el("ol", { class: "hs-history" }, d.history.map((h) =>
-          el("li", null, h.at, " ", h.status === null ? "" : String(h.status), " ", fmtLatency(h.latency_ms), " ",
+          el("li", null, h.at, " ", h.status === null ? "" : String(h.status), " ", formatLatency(h.latency_ms), " ",
             h.error || "")))]
         : null));
   }
@@ -97,22 +120,22 @@ export function deliveriesPanel(req) {
     button.disabled = true;
     msg.clear();
     try {
-      const updated = await postJSON(`/api/deliveries/${d.id}/retry`);
-      add(updated);
+      upsert(await postJSON(`/api/deliveries/${d.id}/retry`));
     } catch (err) {
       msg.show("Retry failed: " + errorText(err), "error");
       button.disabled = false;
     }
   }
 
-  /** Show a delivery we just created or changed, then keep polling if something is pending. */
-  function add(delivery) {
+  /** Show a delivery of this request that was created or changed (an API answer or a live frame). */
+  function upsert(delivery) {
+    if (!delivery || delivery.request_id !== req.id) return;
+    if (!newer(delivery, rows.get(delivery.id))) return;
     rows.set(delivery.id, delivery);
     queued = queued.filter((q) => q.target !== delivery.target || delivery.kind !== q.kind);
     draw();
-    poll.kick();
   }
 
-  whenAttached(root, () => poll.kick());
-  return { node: root, add, stop: poll.stop, refresh: () => poll.kick() };
+  load();
+  return { node: root, upsert, reload: load, stop: () => loading && loading.abort() };
 }

@@ -1,43 +1,56 @@
 // Provider and forwarding panels of the inspector: entry points called by inspector.js (static/js/context.md).
-// Each piece lives in its own module; this one wires them and owns the per-container lifetimes.
-import { el, clear } from "../dom.js";
-import { requestBadges as badges } from "./badges.js";
+// Each piece lives in its own module; this one wires them and hands the caller a handle to what it mounted, so
+// the caller owns every panel's lifetime (and feeds it the live frames that concern it).
+import { el, clear } from "../lib/dom.js";
 import { deliveriesPanel } from "./deliveries.js";
 import { replayPanel } from "./replay.js";
 import { signaturePanel } from "./signature.js";
 import { openSettings } from "./settings.js";
 import { statusStrip } from "./status.js";
 
-// container -> stop() of what was mounted there last, so re-rendering never leaves a poll behind.
-const mounted = new WeakMap();
-
-function unmount(container) {
-  const stop = mounted.get(container);
-  if (stop) stop();
-  mounted.delete(container);
-}
-
-/** Badges for a request summary (provider, event type, verification verdict, duplicate): an array of nodes. */
-export function requestBadges(summary) {
-  return badges(summary);
-}
-
-/** Per-request panels under the detail views: deliveries, replay / edit-and-replay, signature helper. */
+/**
+ * Per-request panels under the detail views: deliveries, replay / edit-and-replay, signature helper.
+ * Returns null when there is no request (the container is emptied), else a handle:
+ *   requestId; delivery(d): a delivery frame (ignored unless it is this request's); verdicts([{id, verification}]):
+ *   a verdicts frame (the signature helper follows this request's verdict); reload(): fetch the deliveries again
+ *   (after the live socket reconnected); stop(): abort what is in flight (before the panels are replaced).
+ */
 export function renderRequestPanels(container, req, ctx) {
-  unmount(container);
   clear(container);
-  if (!req) return;
+  if (!req) return null;
+  let shown = req;
   const deliveries = deliveriesPanel(req);
   const replay = replayPanel(req, ctx, deliveries);
-  const signature = signaturePanel(req, ctx);
-  container.append(el("div", { class: "hs-request-panels", dataset: { requestId: req.id } },
-    signature ? signature.node : null, replay.node, deliveries.node));
-  mounted.set(container, deliveries.stop);
+  let signature = signaturePanel(req, ctx);
+  const root = el("div", { class: "hs-request-panels", dataset: { requestId: req.id } },
+    signature ? signature.node : null, replay.node, deliveries.node);
+  container.append(root);
+
+  function verdicts(list) {
+    const mine = (list || []).find((v) => v.id === shown.id);
+    if (!mine) return;
+    shown = { ...shown, verification: mine.verification };
+    const next = signaturePanel(shown, ctx);
+    if (signature && next && signature.node.open) next.node.open = true; // keep it open: it loads the new verdict
+    if (signature) signature.node.remove();
+    if (next) root.prepend(next.node); // the helper is always the first panel
+    signature = next;
+  }
+
+  return {
+    requestId: req.id,
+    delivery: (d) => deliveries.upsert(d),
+    verdicts,
+    reload: () => deliveries.reload(),
+    stop: () => deliveries.stop(),
+  };
 }
 
-/** Endpoint-level panels in the inspector header: settings (response, verify, resign, forwarding), relays. */
+/**
+ * Endpoint-level panels in the inspector header: settings (response, verify, resign, forwarding), relays.
+ * Returns a handle: refresh() re-reads the relays and forwarding strip; stop() ends its refresh timer.
+ */
 export function mountEndpointPanels(container, endpoint, ctx) {
-  unmount(container);
   clear(container);
   const strip = statusStrip(endpoint.id);
   const settings = el("button", {
@@ -57,5 +70,5 @@ export function mountEndpointPanels(container, endpoint, ctx) {
     },
   }, "Settings");
   container.append(el("div", { class: "hs-endpoint-panels" }, settings, strip.node));
-  mounted.set(container, strip.stop);
+  return { refresh: strip.refresh, stop: strip.stop };
 }

@@ -1,8 +1,9 @@
 // Replay: one click to the remembered target (asking for one inline when none is remembered), and an
 // "Edit and replay" <dialog> prefilled from the captured request. Results become rows of the deliveries panel.
-import { el } from "../dom.js";
-import { getJSON, postJSON } from "../api.js";
-import { errorText, field, headersToText, messageArea, textToHeaders } from "./util.js";
+import { getJSON, postJSON } from "../lib/api.js";
+import { el } from "../lib/dom.js";
+import { errorText, messageArea } from "../lib/message.js";
+import { field, headersToText, textToHeaders } from "./util.js";
 
 // Errors are already shown in the panel's message area.
 const ignore = () => {};
@@ -56,7 +57,7 @@ export function replayPanel(req, ctx, deliveries) {
     if (button) button.disabled = true;
     try {
       const d = await postJSON(`/api/requests/${req.id}/replay`, payload);
-      deliveries.add(d);
+      deliveries.upsert(d);
       report(d);
       askTarget.hidden = true;
       if (payload.target && payload.target !== remembered()) await refreshEndpoint();

@@ -1,9 +1,10 @@
 // Endpoint settings <dialog>: name, response, verification, re-signing, forwarding. Save sends one PATCH; API
 // validation errors are shown inline. Saved secrets only ever come back masked: sending a masked value back
-// keeps the stored secret (app/awareness.py parse_verify, app/resigning.py parse_resign).
-import { el, clear } from "../dom.js";
-import { patchJSON } from "../api.js";
-import { errorText, field, headersToText, messageArea, textToHeaders } from "./util.js";
+// keeps the stored secret (app/endpoint_settings.py parse_verify, app/delivery/resign.py parse_resign).
+import { patchJSON } from "../lib/api.js";
+import { el, clear } from "../lib/dom.js";
+import { errorText, messageArea } from "../lib/message.js";
+import { field, headersToText, textToHeaders } from "./util.js";
 
 // docs/providers.md, "Schemes" (app/providers/config.py SCHEMES).
 export const SCHEMES = ["stripe", "github", "standard-webhooks", "svix", "clerk", "resend", "shopify", "slack",

@@ -1,8 +1,8 @@
 // Signature helper: why a request's signature is valid or invalid. Received vs expected signature, the exact
 // signed string, the (masked) secret used and the verdict's reason, fetched when the section is opened.
-import { el, clear, append } from "../dom.js";
-import { getJSON } from "../api.js";
-import { errorText } from "./util.js";
+import { getJSON } from "../lib/api.js";
+import { el, clear, append } from "../lib/dom.js";
+import { errorText } from "../lib/message.js";
 
 export function signaturePanel(req, ctx) {
   const verdict = (req.verification && req.verification.status) || "unconfigured";

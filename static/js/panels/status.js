@@ -1,8 +1,9 @@
 // Relays / forwarding status strip: connected relays and forward targets, refreshed every few seconds while the
 // strip is on the page (one timer, never two requests in flight).
-import { el, clear } from "../dom.js";
-import { getJSON } from "../api.js";
-import { errorText, poller, whenAttached } from "./util.js";
+import { getJSON } from "../lib/api.js";
+import { el, clear } from "../lib/dom.js";
+import { errorText } from "../lib/message.js";
+import { poller, whenAttached } from "../lib/poller.js";
 
 const REFRESH_MS = 3000;
 

@@ -1,6 +1,7 @@
 // The body section: tabs of views chosen by content type and sniffing, each rendered only when first shown.
-import { el } from "../dom.js";
-import { bodyBytes, bodyKind, bodyText, formatSize } from "./bytes.js";
+import { el } from "../lib/dom.js";
+import { formatSizeKiB } from "../lib/format.js";
+import { bodyBytes, bodyKind, bodyText } from "./bytes.js";
 import { formView } from "./form.js";
 import { hexView } from "./hex.js";
 import { imageView } from "./image.js";
@@ -31,7 +32,7 @@ function fallback(message, text) {
   return el("div", null, el("p", { class: "muted view-note" }, message), textView(text));
 }
 
-function renderView(name, req, memo, urls) {
+function renderView(name, req, memo, urls, raw) {
   const text = () => (memo.text ??= bodyText(req));
   const bytes = () => (memo.bytes ??= bodyBytes(req));
   switch (name) {
@@ -48,7 +49,7 @@ function renderView(name, req, memo, urls) {
     case "form":
       return formView(text());
     case "multipart":
-      return multipartView(req, urls);
+      return multipartView(req, urls, raw);
     case "xml": {
       const view = text().length > TREE_LIMIT ? null : xmlView(text());
       if (view) return view;
@@ -66,11 +67,14 @@ function renderView(name, req, memo, urls) {
   }
 }
 
-/** Tabs + panel. `initial` picks a tab when it exists; onTab(name) reports the user's choice. */
-export function bodyViews(req, { initial, onTab, urls }) {
+/**
+ * Tabs + panel. `initial` picks a tab when it exists; onTab(name) reports the user's choice; `urls` collects blob:
+ * URLs to revoke; `raw` is the one-entry whole-body memory views that need every byte share (see wholeBody).
+ */
+export function bodyViews(req, { initial, onTab, urls, raw }) {
   const tabs = bodyTabsFor(req);
   if (!tabs.length) {
-    if (req.rejected) return empty(`No body: it was larger than the limit and was not stored (${formatSize(req.body_size)} announced).`);
+    if (req.rejected) return empty(`No body: it was larger than the limit and was not stored (${formatSizeKiB(req.body_size)} announced).`);
     return empty("No body.");
   }
   const memo = {};
@@ -80,7 +84,7 @@ export function bodyViews(req, { initial, onTab, urls }) {
     el("button", { type: "button", role: "tab", class: "body-tab", dataset: { view: name }, "aria-selected": "false" }, LABELS[name]),
   );
   const show = (name) => {
-    if (!panels[name]) panels[name] = el("div", { class: `view view-${name}`, role: "tabpanel" }, renderView(name, req, memo, urls));
+    if (!panels[name]) panels[name] = el("div", { class: `view view-${name}`, role: "tabpanel" }, renderView(name, req, memo, urls, raw));
     panelHost.replaceChildren(panels[name]);
     for (const b of buttons) {
       const selected = b.dataset.view === name;

@@ -1,4 +1,5 @@
 // Body bytes and text of a request JSON (GET /api/requests/{rid}), and what kind of body it looks like.
+import { fetchRawBytes } from "../lib/download.js";
 
 export function bodyBytes(req) {
   if (req.body === undefined || req.body === null) return new Uint8Array(0);
@@ -18,11 +19,21 @@ export function bodyText(req) {
   return req.body;
 }
 
-export function formatSize(n) {
-  const size = Number(n) || 0;
-  if (size < 1024) return `${size} B`;
-  if (size < 1024 * 1024) return `${(size / 1024).toFixed(size < 10240 ? 1 : 0)} KiB`;
-  return `${(size / 1024 / 1024).toFixed(1)} MiB`;
+/**
+ * The exact whole body: from the request JSON when it holds all of it, else fetched from /raw. `raw` is the
+ * caller's one-entry memory ({rid, bytes}: the inspector's state.detail.raw), so copy body, copy as curl and the
+ * multipart view of one request fetch it once, and a big body is dropped once another request's is fetched.
+ */
+export async function wholeBody(req, raw) {
+  if (!req.body_truncated) return bodyBytes(req);
+  if (raw.rid !== req.id) Object.assign(raw, { rid: req.id, bytes: fetchRawBytes(req.id) });
+  const pending = raw.bytes;
+  try {
+    return await pending;
+  } catch (err) {
+    if (raw.bytes === pending) Object.assign(raw, { rid: null, bytes: null }); // a failed fetch is not remembered
+    throw err;
+  }
 }
 
 export function mediaType(req) {

@@ -1,5 +1,5 @@
 // application/x-www-form-urlencoded bodies (and query strings): decoded name/value pairs in order.
-import { el } from "../dom.js";
+import { el } from "../lib/dom.js";
 import { table, empty } from "./table.js";
 
 /** [[name, value]] decoded the way servers decode forms (+ is a space, bad %-escapes kept as they are). */

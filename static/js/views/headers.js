@@ -1,5 +1,5 @@
 // Headers (in order, duplicates kept, latin-1 ones marked) and query parameters (decoded, and raw).
-import { el } from "../dom.js";
+import { el } from "../lib/dom.js";
 import { decodePairs } from "./form.js";
 import { visible } from "./json.js";
 import { table, empty } from "./table.js";

@@ -1,6 +1,6 @@
 // Hex dump: offset, 16 bytes in hex, ASCII. One 64 KiB page at a time, whatever the body size.
-import { el } from "../dom.js";
-import { formatSize } from "./bytes.js";
+import { el } from "../lib/dom.js";
+import { formatSizeKiB } from "../lib/format.js";
 
 export const HEX_PAGE = 64 * 1024;
 const HEX = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, "0"));
@@ -38,7 +38,7 @@ export function hexView(bytes) {
     const end = Math.min(bytes.length, start + HEX_PAGE);
     pre.textContent = hexLines(bytes, start, end);
     note.textContent =
-      pages > 1 ? `bytes ${start}–${end - 1} of ${bytes.length} (${formatSize(bytes.length)}), 64 KiB per page` : "";
+      pages > 1 ? `bytes ${start}–${end - 1} of ${bytes.length} (${formatSizeKiB(bytes.length)}), 64 KiB per page` : "";
     prev.disabled = page === 0;
     next.disabled = page >= pages - 1;
   };

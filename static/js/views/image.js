@@ -1,5 +1,5 @@
 // Image preview from our own /raw URL (img-src 'self'). An SVG in <img> runs no script and loads nothing.
-import { el } from "../dom.js";
+import { el } from "../lib/dom.js";
 
 export function imageView(req) {
   const info = el("p", { class: "muted image-info" }, "Loading…");

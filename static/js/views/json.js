@@ -1,6 +1,6 @@
 // Pretty JSON: our own parser (keeps duplicate keys and the exact text of numbers, which JSON.parse would
 // merge or round: 12345678901234567890 stays as sent) and a lazily rendered, collapsible tree.
-import { el } from "../dom.js";
+import { el } from "../lib/dom.js";
 
 const MAX_DEPTH = 1000;
 const PAGE = 200; // children rendered per step; a 100,000-element array costs 200 nodes until asked

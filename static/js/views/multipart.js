@@ -1,7 +1,8 @@
 // multipart/form-data: parsed from the exact stored bytes (GET /raw), text fields as text, files downloadable.
-import { el } from "../dom.js";
-import { blobLink, wholeBody } from "../download.js";
-import { formatSize } from "./bytes.js";
+import { el } from "../lib/dom.js";
+import { blobLink } from "../lib/download.js";
+import { formatSizeKiB } from "../lib/format.js";
+import { wholeBody } from "./bytes.js";
 import { table, empty } from "./table.js";
 
 export function boundaryOf(contentType) {
@@ -86,18 +87,21 @@ const TEXT_LIMIT = 4096;
 
 function textValue(data) {
   const text = new TextDecoder("utf-8").decode(data.subarray(0, TEXT_LIMIT));
-  return data.length > TEXT_LIMIT ? `${text}… (${formatSize(data.length)})` : text;
+  return data.length > TEXT_LIMIT ? `${text}… (${formatSizeKiB(data.length)})` : text;
 }
 
-/** Gets the whole body (fetched only when the preview was truncated), then fills the view. `urls` collects blob URLs so the caller can revoke them. */
-export function multipartView(req, urls) {
+/**
+ * Gets the whole body (fetched only when the preview was truncated, remembered in `raw`: see wholeBody), then fills
+ * the view. `urls` collects blob URLs so the caller can revoke them.
+ */
+export function multipartView(req, urls, raw) {
   const view = el("div", { class: "multipart-view" }, el("p", { class: "muted" }, "Loading the parts…"));
   const boundary = boundaryOf(req.content_type);
   if (!boundary) {
     view.replaceChildren(empty("No boundary in the Content-Type: shown as text and hex instead."));
     return view;
   }
-  wholeBody(req)
+  wholeBody(req, raw)
     .then((bytes) => {
       const parts = parseMultipart(bytes, boundary);
       if (!parts.length) {
@@ -106,7 +110,7 @@ export function multipartView(req, urls) {
       }
       const rows = parts.map((part) => {
         if (part.filename === undefined) {
-          return [part.name, el("span", { class: "mp-text" }, textValue(part.data)), "text", formatSize(part.data.length)];
+          return [part.name, el("span", { class: "mp-text" }, textValue(part.data)), "text", formatSizeKiB(part.data.length)];
         }
         const { url, filename } = blobLink(part.data, part.filename);
         urls.push(url);
@@ -115,7 +119,7 @@ export function multipartView(req, urls) {
           part.name,
           el("span", { class: "mp-file" }, el("span", { class: "mp-filename" }, part.filename), " ", link),
           part.contentType || "(none)",
-          formatSize(part.data.length) + (part.incomplete ? " (incomplete)" : ""),
+          formatSizeKiB(part.data.length) + (part.incomplete ? " (incomplete)" : ""),
         ];
       });
       view.replaceChildren(table(["Name", "Value / file", "Content type", "Size"], rows, "multipart-fields"));

@@ -1,38 +1,17 @@
 // The request overview: what arrived, when, from where, and how hookscope judged it.
-import { el } from "../dom.js";
-import { requestBadges } from "../panels/index.js";
-import { formatSize } from "./bytes.js";
+import { requestBadges } from "../badges.js";
+import { el } from "../lib/dom.js";
+import { formatSizeKiB, relativeTimeLong } from "../lib/format.js";
 
 export function fullPath(req) {
   return (req.path || "/") + (req.query ? "?" + req.query : "");
-}
-
-export function relativeTime(iso, now = Date.now()) {
-  const then = Date.parse(iso);
-  if (Number.isNaN(then)) return "";
-  const s = Math.round((now - then) / 1000);
-  if (s < 5) return "just now";
-  const steps = [
-    [60, "second"],
-    [60, "minute"],
-    [24, "hour"],
-    [30, "day"],
-    [12, "month"],
-    [Infinity, "year"],
-  ];
-  let value = s;
-  for (const [size, unit] of steps) {
-    if (Math.abs(value) < size) return `${value} ${unit}${value === 1 ? "" : "s"} ago`;
-    value = Math.floor(value / size);
-  }
-  return "";
 }
 
 function badges(req) {
   try {
     return requestBadges(req) || [];
   } catch {
-    return []; // a panel bug must not take the detail pane down
+    return []; // a badge bug must not take the detail pane down
   }
 }
 
@@ -49,9 +28,9 @@ export function overview(req, ctx) {
       "Received",
       el("time", { datetime: req.received_at || "" }, abs && !Number.isNaN(abs.getTime()) ? abs.toLocaleString() : String(req.received_at || "")),
       " ",
-      el("span", { class: "muted rel-time" }, req.received_at ? `(${relativeTime(req.received_at)})` : ""),
+      el("span", { class: "muted rel-time" }, req.received_at ? `(${relativeTimeLong(req.received_at)})` : ""),
     ),
-    row("Size", `${formatSize(req.body_size)} (${req.body_size} bytes)`),
+    row("Size", `${formatSizeKiB(req.body_size)} (${req.body_size} bytes)`),
     row("Content type", req.content_type ? el("code", null, req.content_type) : el("span", { class: "muted" }, "none")),
     row("Client", req.client || "unknown"),
     row("HTTP version", req.http_version || "?"),

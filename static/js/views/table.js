@@ -1,5 +1,5 @@
 // A plain name/value table; every cell is text.
-import { el } from "../dom.js";
+import { el } from "../lib/dom.js";
 import { visible } from "./json.js";
 
 /** rows: [[cell, cell, ...]], cells are strings or nodes. */

@@ -1,6 +1,6 @@
 // Plain text, rendered in bounded chunks with "show more" so a 25 MiB body never becomes one giant text node.
-import { el } from "../dom.js";
-import { formatSize } from "./bytes.js";
+import { el } from "../lib/dom.js";
+import { formatSizeKiB } from "../lib/format.js";
 
 export const TEXT_CHUNK = 256 * 1024;
 
@@ -14,7 +14,7 @@ export function textView(text) {
     pre.append(text.slice(shown, next));
     shown = next;
     if (shown < text.length) {
-      more.textContent = `Show more (${formatSize(text.length - shown)} of text left)`;
+      more.textContent = `Show more (${formatSizeKiB(text.length - shown)} of text left)`;
       footer.replaceChildren(more);
     } else {
       footer.replaceChildren();

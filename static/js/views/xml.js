@@ -1,6 +1,6 @@
 // XML pretty-printing: DOMParser reads the text, and we serialise its nodes back as indented TEXT. Parsed nodes
 // never enter the page (an XML document can carry XHTML with scripts and event handlers).
-import { el } from "../dom.js";
+import { el } from "../lib/dom.js";
 
 const INDENT = "  ";
 const INLINE_TEXT = 80;

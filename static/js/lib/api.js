@@ -1,4 +1,6 @@
 // JSON API calls from the pages. Same origin, so the session cookie (or no auth on loopback) applies.
+// Every call takes an optional AbortSignal: whoever owns the result (a list load, a selection, a panel) aborts it
+// when the result is no longer wanted, and the call then rejects with the fetch's AbortError.
 
 export class ApiError extends Error {
   constructor(status, code, message) {
@@ -8,8 +10,8 @@ export class ApiError extends Error {
   }
 }
 
-async function call(method, url, body) {
-  const init = { method, headers: { accept: "application/json" }, credentials: "same-origin" };
+async function call(method, url, body, signal) {
+  const init = { method, headers: { accept: "application/json" }, credentials: "same-origin", signal };
   if (body !== undefined) {
     init.headers["content-type"] = "application/json";
     init.body = JSON.stringify(body);
@@ -29,7 +31,7 @@ async function call(method, url, body) {
   return data;
 }
 
-export const getJSON = (url) => call("GET", url);
-export const postJSON = (url, body) => call("POST", url, body === undefined ? {} : body);
-export const patchJSON = (url, body) => call("PATCH", url, body);
-export const del = (url) => call("DELETE", url);
+export const getJSON = (url, { signal } = {}) => call("GET", url, undefined, signal);
+export const postJSON = (url, body, { signal } = {}) => call("POST", url, body === undefined ? {} : body, signal);
+export const patchJSON = (url, body, { signal } = {}) => call("PATCH", url, body, signal);
+export const del = (url, { signal } = {}) => call("DELETE", url, undefined, signal);

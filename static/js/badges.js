@@ -1,5 +1,6 @@
 // Badges for a request summary: provider, event type, verification verdict, duplicate, rejected. Text only.
-import { el } from "../dom.js";
+// A leaf module: the list rows and the detail overview both show them.
+import { el } from "./lib/dom.js";
 
 function badge(kind, text, title = null) {
   return el("span", { class: "hs-badge hs-badge-" + kind, dataset: { badge: kind }, title }, text);

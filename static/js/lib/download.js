@@ -1,5 +1,4 @@
-// Clipboard and file helpers for the detail pane.
-import { bodyBytes } from "./views/bytes.js";
+// Clipboard and file helpers: copy text, blob: download links, the exact stored bytes of a body.
 
 /** Copy text; falls back to a hidden textarea + execCommand where the async clipboard is unavailable
  * (insecure origin, missing permission). Resolves true when something was copied. */
@@ -46,21 +45,4 @@ export async function fetchRawBytes(rid) {
   const response = await fetch(`/api/requests/${encodeURIComponent(rid)}/raw`, { credentials: "same-origin" });
   if (!response.ok) throw new Error(`raw body: HTTP ${response.status}`);
   return new Uint8Array(await response.arrayBuffer());
-}
-
-// The last whole body fetched from /raw: copy body, copy as curl and the multipart view of one request share it
-// (one entry, so a big body is not kept once another request is opened).
-let lastRaw = { rid: null, bytes: null };
-
-/** The exact whole body: from the request JSON when it holds all of it, else fetched once from /raw. */
-export async function wholeBody(req) {
-  if (!req.body_truncated) return bodyBytes(req);
-  if (lastRaw.rid !== req.id) lastRaw = { rid: req.id, bytes: fetchRawBytes(req.id) };
-  const pending = lastRaw.bytes;
-  try {
-    return await pending;
-  } catch (err) {
-    if (lastRaw.bytes === pending) lastRaw = { rid: null, bytes: null };  // a failed fetch is not remembered
-    throw err;
-  }
 }
