@@ -1,6 +1,6 @@
 """create_app(settings): the ASGI application, its services and their lifetimes.
 
-Services (store, hub, background tasks) are created in the lifespan and kept on `app.state`; nothing lives in
+Services (event bus, store, background tasks) are created in the lifespan and kept on `app.state`; nothing lives in
 module globals, so one process (or one test) can run several servers.
 """
 
@@ -11,7 +11,6 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator
-from dataclasses import replace
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -26,15 +25,15 @@ from app.delivery.relay import RelayHub
 from app.delivery.replay import Replayer
 from app.delivery.retry import RetryPolicy
 from app.delivery.ssrf import ForwardPolicy
-from app.events.hub import Hub
+from app.events.bus import EventBus
 from app.ingest.capture import CaptureApp
 from app.ingest.clientaddr import parse_networks
 from app.ingest.passthrough import Passthrough
 from app.ingest.smee import SmeeStream
-from app.models import CapturedRequest
 from app.resources import resource_dir
 from app.settings import Settings
 from app.store import SQLiteStore, Store
+from app.store.base import default_retention_ceiling
 from app.web import api, forwarding_api, live, login, pages
 from app.web.auth import AuthMiddleware
 from app.web.errors import ApiError, handle_api_error, handle_http_exception, handle_unexpected
@@ -68,55 +67,50 @@ class HookscopeApp:
         self.state = self.web.state
         self.state.settings = settings
         self.state.templates = Jinja2Templates(directory=str(resource_dir("templates")))
+        # The one path from a committed change to whatever reacts to it (docs/events.md): the store emits into it.
+        self.bus = EventBus()
         self.store: Store = SQLiteStore(
             settings.db,
+            events=self.bus,
             durability=settings.durability,
             queue_size=settings.queue_size,
             retention_count=settings.retention_count,
             retention_age=settings.retention_age,
         )
-        self.hub = Hub()
         self.state.store = self.store
-        self.state.hub = self.hub
+        self.state.bus = self.bus
         self.capture = CaptureApp(settings, self.store, parse_networks(settings.trusted_proxies))
         self.state.capture = self.capture
         # Host and cross-site rules first: a rebinding or foreign page learns nothing, not even whether auth is on.
         self.guarded = SiteGuard(
             AuthMiddleware(SecurityHeaders(self.web), settings.token), SitePolicy.from_settings(settings)
         )
-        self.store.on_request(self._publish)
         self._setup_forwarding(settings)
 
     def _setup_forwarding(self, settings: Settings) -> None:
-        """Forwarding services (docs/forwarding.md). Listener order matters: passthrough waiters open before
-        any deliverer can see the capture."""
-        self.feed = CaptureFeed(self.store)
+        """Forwarding services (docs/forwarding.md). Passthrough and the forwarder are bus listeners: a waiter
+        must exist, and a new target's worker start, before any deliverer can see the capture."""
+        self.feed = CaptureFeed(self.store, self.bus)
         self.sender = Sender(ForwardPolicy.from_allow(settings.forward_allow), settings.forward_timeout)
         self.passthrough = Passthrough(self.store.cached_endpoint, self._has_deliverer)
         self.forwarder = Forwarder(
             self.store, self.feed, self.sender, RetryPolicy.parse(settings.forward_retry), self.passthrough
         )
-        self.relays = RelayHub(self.store, self.feed, self.forwarder, self.passthrough, settings.relay_ping_interval)
+        self.relays = RelayHub(
+            self.store, self.bus, self.feed, self.forwarder, self.passthrough, settings.relay_ping_interval
+        )
         self.replayer = Replayer(self.store, self.sender)
         self.state.feed = self.feed
         self.state.forwarder = self.forwarder
         self.state.relays = self.relays
         self.state.replayer = self.replayer
-        self.store.on_request(self.passthrough.on_request)
-        self.store.on_request(self.forwarder.on_request)
-        self.store.on_request(self.feed.publish)
-        self.store.on_endpoint(self.forwarder.on_endpoint)
+        self.bus.listen(self.passthrough.on_event)
+        self.bus.listen(self.forwarder.on_event)
         self.capture.stream_handler = SmeeStream(self.store, self.feed, settings.token)
         self.capture.response_hook = self.passthrough.hook
 
     def _has_deliverer(self, endpoint_id: str) -> bool:
         return self.forwarder.has_targets(endpoint_id) or self.relays.connected(endpoint_id)
-
-    def _publish(self, req: CapturedRequest) -> None:
-        topic = api.endpoint_topic(req.endpoint_id)
-        if self.hub.subscriber_count(topic):
-            # Subscribers get summaries only: a queue of 1,000 events must never pin 1,000 bodies in memory.
-            self.hub.publish(topic, replace(req, body=None))
 
     @contextlib.asynccontextmanager
     async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -133,8 +127,11 @@ class HookscopeApp:
 
     async def _janitor(self) -> None:
         """Retention: prune old requests on a schedule (and once at start). Captures a relay or forward target
-        still owes are kept up to the ceiling; past it, connected relays are told what they will never get."""
-        ceiling = self.settings.effective_retention_ceiling
+        still owes are kept up to the ceiling. The store's RequestsRemoved events tell open pages and connected
+        relays what went; this only logs."""
+        ceiling = self.settings.retention_ceiling
+        if ceiling is None:
+            ceiling = default_retention_ceiling(self.settings.retention_count)
         while True:
             try:
                 result = await self.store.prune(time.time(), ceiling)
@@ -144,7 +141,6 @@ class HookscopeApp:
                     log.warning("retention ceiling (%d per endpoint) reached: %d capture(s) of endpoint %s pruned "
                                 "before %s %s received them (%d in all)", ceiling, s.count, s.endpoint_id, s.kind,
                                 s.name, s.total)
-                self.relays.pruned(result.skipped)
             except Exception:
                 log.exception("retention pass failed")
             await asyncio.sleep(self.settings.janitor_interval)

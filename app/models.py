@@ -12,7 +12,12 @@ import base64
 import secrets
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from app.endpoint_settings import EndpointSettings
+
+if TYPE_CHECKING:
+    from app.store.requests import BodySpool
 
 Header = tuple[str, str]
 
@@ -65,8 +70,8 @@ class Endpoint:
     name: str
     created_at: float
     response: ResponseSpec = field(default_factory=ResponseSpec)
-    # Feature settings added by later features (forward targets, verification, passthrough), stored as JSON.
-    options: dict[str, Any] = field(default_factory=dict)
+    # Feature settings (verification, re-signing, forwarding, passthrough), parsed once when written.
+    settings: EndpointSettings = field(default_factory=EndpointSettings)
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +82,8 @@ class EndpointStats:
 
 @dataclass(frozen=True, slots=True)
 class NewRequest:
-    """A request as captured, before it has an id. body is None when body_file holds the bytes."""
+    """A request as captured, before it has an id. Its body is either in memory (`body`) or in the store's
+    `spool` the capture path streamed it into (then body is None); the store takes over the spool on commit."""
 
     endpoint_id: str
     received_at: float
@@ -86,7 +92,6 @@ class NewRequest:
     query: str
     headers: tuple[Header, ...]
     body: bytes | None
-    body_file: str | None
     body_size: int
     client: str | None
     http_version: str
@@ -97,6 +102,7 @@ class NewRequest:
     event_id: str | None = None
     verify_status: str = "unconfigured"
     verify_reason: str = ""
+    spool: BodySpool | None = None
 
     @property
     def content_type(self) -> str:
@@ -104,14 +110,6 @@ class NewRequest:
             if name == "content-type":
                 return value
         return ""
-
-
-@dataclass(frozen=True, slots=True)
-class RequestsRemoved:
-    """Hub event after a delete commits, so other open pages drop the rows. ids None: the endpoint was cleared."""
-
-    endpoint_id: str
-    ids: tuple[int, ...] | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,9 +126,8 @@ class CapturedRequest:
     client: str | None
     http_version: str
     rejected: str | None
-    # Inline bytes; None when the body lives in a file or was not loaded (summaries).
+    # The body when loaded; None when not (summaries, large bodies): the store's load_body / iter_body read it.
     body: bytes | None = None
-    body_file: str | None = None
     provider: str | None = None
     event_type: str | None = None
     event_id: str | None = None
@@ -155,7 +152,6 @@ class CapturedRequest:
             http_version=new.http_version,
             rejected=new.rejected,
             body=new.body,
-            body_file=new.body_file,
             provider=new.provider,
             event_type=new.event_type,
             event_id=new.event_id,

@@ -26,6 +26,8 @@ sys.path.insert(0, str(REPO))
 
 from playwright.sync_api import sync_playwright  # noqa: E402
 
+from app.endpoint_settings import EndpointSettings  # noqa: E402
+from app.events.bus import EventBus  # noqa: E402
 from app.models import ResponseSpec  # noqa: E402
 from app.store import SQLiteStore  # noqa: E402
 from app.store.sqlite.store import encode_headers  # noqa: E402
@@ -44,10 +46,12 @@ new MutationObserver((records, observer) => {
 
 
 async def create_endpoint(db: Path) -> str:
-    store = SQLiteStore(db, durability="normal", queue_size=100, retention_count=0, retention_age=0)
+    store = SQLiteStore(
+        db, events=EventBus(), durability="normal", queue_size=100, retention_count=0, retention_age=0
+    )
     await store.open()
     try:
-        ep = await store.create_endpoint("100k requests", ResponseSpec(), {})
+        ep = await store.create_endpoint("100k requests", ResponseSpec(), EndpointSettings())
         return ep.id
     finally:
         await store.close()

@@ -21,44 +21,20 @@ from typing import Any
 
 from app.delivery.feed import CaptureFeed
 from app.delivery.outgoing import Outgoing, TargetError, build_outgoing, parse_target
-from app.delivery.records import DeliveryUpdate, Outcome, error_text
-from app.delivery.resign import resigner_of
+from app.delivery.records import DeliveryState, DeliveryUpdate, Outcome
 from app.delivery.retry import RetryPolicy
 from app.delivery.ssrf import ForwardPolicy, Resolver, TargetRefused, system_resolver
-from app.delivery.wire import HttpClient, ProtocolError
+from app.delivery.wire import KEEP_BODY, HttpClient, HttpResponse, ProtocolError, describe_error
+from app.events.types import EndpointChanged, EndpointDeleted, Event, RequestAdded
 from app.ingest.passthrough import Passthrough
 from app.models import CapturedRequest, Endpoint
-from app.store.base import Store
+from app.store.base import CursorAdvance, Store
 from app.store.errors import BodyMissing
 
 log = logging.getLogger("hookscope.forward")
 
-MAX_TARGETS = 10
 MAX_PENDING_WRITES = 256
 PASSTHROUGH_KEEP = 1024 * 1024
-
-
-def parse_forward_targets(value: Any) -> list[str]:
-    """A list of http(s) URLs (at most 10). Checked for shape here; the SSRF guard runs at connect time."""
-    if isinstance(value, str):
-        value = [value]
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ValueError("forward_targets must be a list of URLs")
-    if len(value) > MAX_TARGETS:
-        raise ValueError(f"at most {MAX_TARGETS} forward targets")
-    out: list[str] = []
-    for url in value:
-        try:
-            parse_target(url)
-        except TargetError as exc:
-            raise ValueError(f"forward_targets: {exc}") from None
-        if url.strip() not in out:
-            out.append(url.strip())
-    return out
-
-
-def render_forward_targets(value: Any) -> Any:
-    return list(value)
 
 
 @dataclass
@@ -81,6 +57,11 @@ class WorkerStatus:
         }
 
 
+def outcome_of(resp: HttpResponse) -> Outcome:
+    """What a delivery record keeps of a response: status, latency, headers and the first KEEP_BODY bytes."""
+    return Outcome(resp.status, round(resp.latency_ms, 3), resp.headers, resp.body[:KEEP_BODY], resp.body_size)
+
+
 class Sender:
     """One attempt at sending a request to a target through the SSRF guard; errors become outcomes."""
 
@@ -101,12 +82,12 @@ class Sender:
         except TargetRefused as exc:
             return Outcome.failure(str(exc), final=True), b""
         except (OSError, TimeoutError, ProtocolError, EOFError, asyncio.IncompleteReadError) as exc:
-            return Outcome.failure(error_text(exc), round((time.perf_counter() - started) * 1000, 3)), b""
+            return Outcome.failure(describe_error(exc), round((time.perf_counter() - started) * 1000, 3)), b""
         except Exception as exc:  # a bug must fail this one attempt (final: it would fail again), not its caller
             log.exception("sending to %s failed unexpectedly", out.url)
             ms = round((time.perf_counter() - started) * 1000, 3)
-            return Outcome.failure(f"internal error while sending: {error_text(exc)}", ms, final=True), b""
-        return Outcome.from_response(resp), resp.body if not resp.truncated else b""
+            return Outcome.failure(f"internal error while sending: {describe_error(exc)}", ms, final=True), b""
+        return outcome_of(resp), resp.body if not resp.truncated else b""
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -150,14 +131,21 @@ class Forwarder:
             with contextlib.suppress(Exception):
                 await self._writes.popleft()
 
-    # listeners (run after COMMIT, in order) --------------------------------------------------------------------
-    def on_request(self, req: CapturedRequest) -> None:
-        self._last_id = max(self._last_id, req.id)
+    # bus listener (runs in the store's after-commit step) ------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        """A listener, not a subscription: a new target's worker must start after exactly the last capture
+        committed before its endpoint changed, and a removed target's worker stop before the next capture."""
+        if isinstance(event, RequestAdded):
+            self._last_id = max(self._last_id, event.request.id)
+        elif isinstance(event, EndpointChanged):
+            self.on_endpoint(event.endpoint_id, event.endpoint)
+        elif isinstance(event, EndpointDeleted):
+            self.on_endpoint(event.endpoint_id, None)
 
     def on_endpoint(self, endpoint_id: str, ep: Endpoint | None) -> None:
         if not self._started:
             return
-        wanted = set(ep.options.get("forward_targets", [])) if ep is not None else set()
+        wanted = set(ep.settings.forward_targets or ()) if ep is not None else set()
         for key in [k for k in self._workers if k[0] == endpoint_id and k[1] not in wanted]:
             self._workers.pop(key).task.cancel()
         for target in wanted:
@@ -235,7 +223,7 @@ class _Worker:
             await self._deliver(req)
         except Exception as exc:
             log.exception("forwarding request %d to %s failed unexpectedly; moving on", req.id, self.target)
-            outcome = Outcome.failure(f"internal error while forwarding: {error_text(exc)}", final=True)
+            outcome = Outcome.failure(f"internal error while forwarding: {describe_error(exc)}", final=True)
             update = DeliveryUpdate(req.id, req.endpoint_id, "forward", self.target, "", "dead", 1, outcome)
             self.owner.track(self.owner.store.record_delivery(update, ("forward", self.target, req.id)))
             self.status.current_id = None
@@ -246,7 +234,7 @@ class _Worker:
     def _signed(self, out: Outgoing) -> Outgoing:
         """Re-sign each attempt afresh when the endpoint asks for it (a retry must not carry a stale timestamp)."""
         ep = self.owner.store.cached_endpoint(self.endpoint_id)
-        resigner = resigner_of(ep.options) if ep is not None else None
+        resigner = ep.settings.resign if ep is not None else None
         if resigner is None:
             return out
         try:
@@ -278,6 +266,7 @@ class _Worker:
             if outcome.status is not None and owner.passthrough is not None:
                 owner.passthrough.offer(req.id, outcome.status, outcome.headers, full, bool(full) or not outcome.body)
             wait: float | None = None
+            state: DeliveryState
             if outcome.ok or not outcome.retryable:
                 state = "delivered" if outcome.ok else "failed"
             else:
@@ -287,7 +276,7 @@ class _Worker:
             update = DeliveryUpdate(
                 req.id, req.endpoint_id, "forward", self.target, "", state, 1, outcome, next_attempt_at=next_at
             )
-            cursor = ("forward", self.target, req.id) if wait is None else None
+            cursor: CursorAdvance | None = ("forward", self.target, req.id) if wait is None else None
             owner.track(owner.store.record_delivery(update, cursor))
             await owner.backpressure()
             self.status.last_error = outcome.error or (None if outcome.ok else f"HTTP {outcome.status}")

@@ -4,21 +4,24 @@ kind: "forward" (server-side, per target, retried), "relay" (a `hookscope forwar
 "replay" (sent on demand, possibly edited). state: "pending" (waiting for a retry), "delivered" (the target
 answered 1xx-3xx), "failed" (it answered 4xx, or the guard refused it: not worth retrying), "dead" (retries
 exhausted; can be retried by hand).
+
+Pure data: nothing here sends anything (the sender turns responses and errors into an `Outcome`).
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from app.delivery.outgoing import RawHeaders
 from app.delivery.retry import retryable_status
-from app.delivery.wire import KEEP_BODY, HttpResponse, describe_error
 from app.models import body_to_text, latin1_to_display, rfc3339
 
-KINDS = ("forward", "relay", "replay")
-STATES = ("pending", "delivered", "failed", "dead")
+DeliveryKind = Literal["forward", "relay", "replay"]
+DeliveryState = Literal["pending", "delivered", "failed", "dead"]
+# The store keeps the newest this many history entries of a delivery (each attempt appends one); `attempts`
+# still counts every attempt.
 MAX_HISTORY = 200
 
 
@@ -34,10 +37,6 @@ class Outcome:
     error: str | None = None
     at: float = field(default_factory=time.time)
     final: bool = False  # never retry (the guard refused the target, or the target URL is unusable)
-
-    @classmethod
-    def from_response(cls, resp: HttpResponse) -> Outcome:
-        return cls(resp.status, round(resp.latency_ms, 3), resp.headers, resp.body[:KEEP_BODY], resp.body_size)
 
     @classmethod
     def failure(cls, error: str, latency_ms: float | None = None, final: bool = False) -> Outcome:
@@ -57,21 +56,16 @@ class Outcome:
         return {"at": self.at, "status": self.status, "latency_ms": self.latency_ms, "error": self.error}
 
 
-def error_text(exc: BaseException) -> str:
-    """A short, user-facing description of a delivery error (the same wording `hookscope forward` prints)."""
-    return describe_error(exc)
-
-
 @dataclass(frozen=True, slots=True)
 class DeliveryUpdate:
     """A write to the deliveries table: insert, or update the row of (request, kind, target, relay)."""
 
     request_id: int
     endpoint_id: str
-    kind: str
+    kind: DeliveryKind
     target: str
     relay: str
-    state: str
+    state: DeliveryState
     attempts: int
     outcome: Outcome
     next_attempt_at: float | None = None
@@ -84,10 +78,10 @@ class Delivery:
     id: int
     request_id: int
     endpoint_id: str
-    kind: str
+    kind: DeliveryKind
     target: str
     relay: str
-    state: str
+    state: DeliveryState
     attempts: int
     created_at: float
     updated_at: float
@@ -98,7 +92,7 @@ class Delivery:
     response_headers: RawHeaders
     response_body: bytes
     response_size: int
-    history: list[dict[str, Any]]
+    history: list[dict[str, Any]]  # the newest MAX_HISTORY attempts, oldest first
     sent: dict[str, Any] | None
 
     def to_json(self) -> dict[str, Any]:

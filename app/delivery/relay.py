@@ -34,7 +34,6 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -42,11 +41,13 @@ from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.delivery.feed import CaptureFeed
 from app.delivery.forwarder import Forwarder
-from app.delivery.records import DeliveryUpdate, Outcome, error_text
-from app.delivery.resign import resigner_of
+from app.delivery.records import DeliveryState, DeliveryUpdate, Outcome
+from app.delivery.wire import describe_error
+from app.events.bus import EventBus, Subscription, SubscriptionEvicted
+from app.events.types import RequestsRemoved
 from app.ingest.passthrough import Passthrough
 from app.models import CapturedRequest, Endpoint
-from app.store.base import Skipped, Store
+from app.store.base import CursorAdvance, Store
 from app.tasks import first_completed
 from app.unicode_safe import find_surrogate
 
@@ -69,17 +70,15 @@ class RelaySession:
     sent_id: int = 0
     in_flight: int = 0
     websocket: WebSocket | None = None
-    replaced: bool = False
-    # Frames about this relay from outside its connection (retention's "skipped"), sent by the notifier task.
-    notices: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
 
 
 class RelayHub:
     def __init__(
-        self, store: Store, feed: CaptureFeed, forwarder: Forwarder, passthrough: Passthrough | None,
-        ping_interval: float = 5.0,
+        self, store: Store, bus: EventBus, feed: CaptureFeed, forwarder: Forwarder, passthrough: Passthrough | None,
+        ping_interval: float,
     ) -> None:
         self.store = store
+        self.bus = bus
         self.feed = feed
         self.forwarder = forwarder
         self.passthrough = passthrough
@@ -88,14 +87,6 @@ class RelayHub:
 
     def connected(self, endpoint_id: str) -> bool:
         return any(k[0] == endpoint_id for k in self.sessions)
-
-    def pruned(self, skipped: Iterable[Skipped]) -> None:
-        """Retention removed captures a relay had not acknowledged: tell it now if it is connected (the next
-        hello carries the total otherwise)."""
-        for s in skipped:
-            session = self.sessions.get((s.endpoint_id, s.name)) if s.kind == "relay" else None
-            if session is not None:
-                session.notices.put_nowait({"type": "skipped", "count": s.count, "total": s.total})
 
     async def status(self, endpoint_id: str) -> list[dict[str, Any]]:
         """Relays of an endpoint: connected ones and every one with a stored cursor."""
@@ -143,7 +134,6 @@ class RelayHub:
         old = self.sessions.get(key)
         if old is not None and old.websocket is not None:
             # The same relay reconnected (laptop woke up, network changed): the old socket is stale.
-            old.replaced = True
             with contextlib.suppress(Exception):
                 await old.websocket.close(4000, "replaced by a new connection")
         client = ws.client
@@ -152,6 +142,8 @@ class RelayHub:
         self.sessions[key] = session
         log.info("relay %s connected to endpoint %s at cursor %d", name, ep.id, cursor)
         window = asyncio.Semaphore(WINDOW)
+        # Subscribed before the hello's total is read: a prune committed after that read is in this queue.
+        removals = self.bus.subscribe(ep.id, kinds=(RequestsRemoved,))
         try:
             skipped = (await self.store.skipped_counts(ep.id, "relay")).get(name, 0)
             await ws.send_text(json.dumps({"type": "hello", "endpoint": ep.id, "relay": name, "acked_id": cursor,
@@ -160,7 +152,7 @@ class RelayHub:
                 asyncio.create_task(self._sender(ws, session, window), name="relay-sender"),
                 asyncio.create_task(self._receiver(ws, session, window), name="relay-receiver"),
                 asyncio.create_task(self._pinger(ws, session), name="relay-pinger"),
-                asyncio.create_task(self._notifier(ws, session), name="relay-notifier"),
+                asyncio.create_task(self._notifier(ws, session, removals, skipped), name="relay-notifier"),
             ]
             done = await first_completed(tasks)
             for t in done:
@@ -168,6 +160,7 @@ class RelayHub:
                 if error is not None and not isinstance(error, WebSocketDisconnect | OSError):
                     log.warning("relay %s ended: %r", name, error)
         finally:
+            removals.close()
             if self.sessions.get(key) is session:
                 del self.sessions[key]
             with contextlib.suppress(Exception):
@@ -240,9 +233,9 @@ class RelayHub:
         """Record a request we could not even send as this relay's dead delivery. The cursor moves past it only
         when nothing sent before it is still unacknowledged (the cursor never jumps over an unacked request);
         otherwise the next ack after it moves it, and a reconnect tries it once more."""
-        reason = f"could not relay this request: {error_text(exc)}"[:1000]
+        reason = f"could not relay this request: {describe_error(exc)}"[:1000]
         log.warning("relay %s: request %d: %s", session.name, req.id, reason)
-        cursor = ("relay", session.name, req.id) if session.in_flight == 0 else None
+        cursor: CursorAdvance | None = ("relay", session.name, req.id) if session.in_flight == 0 else None
         update = DeliveryUpdate(req.id, session.endpoint_id, "relay", "", session.name, "dead", 1,
                                 Outcome.failure(reason))
         self.forwarder.track(self.store.record_delivery(update, cursor))
@@ -253,7 +246,7 @@ class RelayHub:
         body = await self.feed.body_of(req)
         ep = self.store.cached_endpoint(req.endpoint_id)
         headers = req.headers
-        resigner = resigner_of(ep.options) if ep is not None else None
+        resigner = ep.settings.resign if ep is not None else None
         if resigner is not None:
             try:
                 headers, body = resigner.relayed(req.method, req.path, req.query, req.headers, body)
@@ -268,7 +261,7 @@ class RelayHub:
             "query": req.query,
             "headers": headers,
             "body": base64.b64encode(body).decode("ascii"),
-            "want_response": ep is not None and "passthrough" in ep.options,
+            "want_response": ep is not None and ep.settings.passthrough is not None,
         }
 
     async def _receiver(self, ws: WebSocket, session: RelaySession, window: asyncio.Semaphore) -> None:
@@ -311,7 +304,7 @@ class RelayHub:
         )
         if outcome.status is not None and self.passthrough is not None:
             self.passthrough.offer(rid, outcome.status, headers, body, size == len(body))
-        state = "delivered" if outcome.ok else ("failed" if outcome.status is not None else "dead")
+        state: DeliveryState = "delivered" if outcome.ok else ("failed" if outcome.status is not None else "dead")
         update = DeliveryUpdate(
             rid, session.endpoint_id, "relay", str(msg.get("target") or "")[:2000], session.name, state,
             max(1, int(msg.get("attempts") or 1)), outcome,
@@ -335,9 +328,29 @@ class RelayHub:
         session.acked_id = max(session.acked_id, rid)
         return True
 
-    async def _notifier(self, ws: WebSocket, session: RelaySession) -> None:
-        while True:
-            await ws.send_text(json.dumps(await session.notices.get()))
+    async def _notifier(self, ws: WebSocket, session: RelaySession, removals: Subscription, total: int) -> None:
+        """Tell the relay at once when retention prunes captures it had not acknowledged (the store's
+        RequestsRemoved(reason="pruned") events). `total` is the count it already knows (from the hello); a
+        notice never repeats or goes backwards. Evicted, it rereads the count from the database."""
+        try:
+            while True:
+                try:
+                    event = await removals.get()
+                except SubscriptionEvicted:
+                    removals = self.bus.subscribe(session.endpoint_id, kinds=(RequestsRemoved,))
+                    now = (await self.store.skipped_counts(session.endpoint_id, "relay")).get(session.name, 0)
+                    if now > total:
+                        await ws.send_text(json.dumps({"type": "skipped", "count": now - total, "total": now}))
+                        total = now
+                    continue
+                if not isinstance(event, RequestsRemoved):
+                    continue
+                for s in event.skipped:
+                    if s.kind == "relay" and s.name == session.name and s.total > total:
+                        await ws.send_text(json.dumps({"type": "skipped", "count": s.count, "total": s.total}))
+                        total = s.total
+        finally:
+            removals.close()
 
     async def _pinger(self, ws: WebSocket, session: RelaySession) -> None:
         """Ping every interval; a client silent for three intervals is gone (sleeping laptop, dead network)."""

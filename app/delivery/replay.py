@@ -12,8 +12,9 @@ from typing import Any
 
 from app.delivery.forwarder import Sender
 from app.delivery.outgoing import TargetError, build_outgoing, parse_target
-from app.delivery.records import Delivery, DeliveryUpdate, Outcome, error_text
-from app.delivery.resign import Resigner, resigner_of
+from app.delivery.records import Delivery, DeliveryState, DeliveryUpdate, Outcome
+from app.delivery.resign import Resigner
+from app.delivery.wire import describe_error
 from app.models import CapturedRequest, display_to_latin1
 from app.providers import mask_secret
 from app.store.base import Store
@@ -133,7 +134,7 @@ class Replayer:
     ) -> Delivery:
         """Send once and record a new "replay" delivery; returns it."""
         outcome = await self._send(req, target, edits, resigner)
-        state = "delivered" if outcome.ok else "failed"
+        state: DeliveryState = "delivered" if outcome.ok else "failed"
         sent = edits.to_json() if edits.any else None
         if resigner is not None:
             sent = {**(sent or {}), "resigned_with": f"{resigner.scheme} {mask_secret(resigner.secret)}"}
@@ -145,10 +146,11 @@ class Replayer:
     async def retry(self, delivery: Delivery, req: CapturedRequest) -> Delivery:
         """Manual retry of a forward or replay delivery: one attempt now, recorded on the same row."""
         ep = self.store.cached_endpoint(req.endpoint_id)
-        resigner = resigner_of(ep.options) if ep is not None and delivery.kind == "forward" else None
+        resigner = ep.settings.resign if ep is not None and delivery.kind == "forward" else None
         if delivery.kind == "replay" and delivery.sent and "resigned_with" in delivery.sent and ep is not None:
-            resigner = resigner_of(ep.options)
+            resigner = ep.settings.resign
         outcome = await self._send(req, delivery.target, Edits.from_stored(delivery.sent), resigner)
+        state: DeliveryState
         if outcome.ok:
             state = "delivered"
         elif delivery.kind == "forward" and outcome.retryable:
@@ -170,7 +172,7 @@ class Replayer:
             return await self._attempt(req, target, edits, resigner)
         except Exception as exc:
             log.exception("replaying request %d to %s failed unexpectedly", req.id, target)
-            return Outcome.failure(f"internal error while replaying: {error_text(exc)}", final=True)
+            return Outcome.failure(f"internal error while replaying: {describe_error(exc)}", final=True)
 
     async def _attempt(
         self, req: CapturedRequest, target: str, edits: Edits, resigner: Resigner | None = None

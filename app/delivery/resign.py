@@ -1,7 +1,8 @@
 """Re-signing forwards, relay deliveries and replays with a dev secret, so the dev server's own check passes.
 
 An endpoint's `resign` setting is `{"scheme": ..., "secret": ...}` (plus the generic-hmac fields for
-`"scheme": "hmac"`). The secret is stored in full and shown masked. Each attempt is signed afresh (a retry an
+`"scheme": "hmac"`), parsed once into a `Resigner` (app/endpoint_settings.py keeps it with the endpoint). The
+secret is stored in full and shown masked. Each attempt is signed afresh (a retry an
 hour later must not carry a stale timestamp).
 """
 
@@ -58,25 +59,13 @@ class Resigner:
         return tuple(signed.headers), signed.body
 
 
-def resigner_of(options: dict[str, Any]) -> Resigner | None:
-    stored = options.get("resign")
-    if not stored:
-        return None
-    return from_stored(stored)
-
-
-def from_stored(stored: dict[str, Any]) -> Resigner:
-    fields = {k: v for k, v in stored.items() if k != "secret"}
-    return Resigner(VerifyConfig(**{**fields, "secrets": (stored["secret"],)}), stored["secret"])
-
-
-def parse_resign(value: Any, previous: Any) -> dict[str, Any]:
-    """API input -> stored form. A masked secret sent back as shown keeps the stored one."""
+def parse_resign(value: Any, previous: Resigner | None) -> Resigner:
+    """API input -> the endpoint's Resigner. A masked secret sent back as shown keeps the stored one."""
     if not isinstance(value, dict):
         raise ValueError("resign must be an object: {\"scheme\": ..., \"secret\": ...}")
     secret = value.get("secret")
-    if isinstance(previous, dict) and isinstance(secret, str) and secret == mask_secret(previous["secret"]):
-        secret = previous["secret"]
+    if previous is not None and isinstance(secret, str) and secret == mask_secret(previous.secret):
+        secret = previous.secret
     if not isinstance(secret, str) or not secret:
         raise ValueError("resign.secret must be the dev secret your server verifies with")
     fields = {k: v for k, v in value.items() if k != "secret"}
@@ -89,14 +78,11 @@ def parse_resign(value: Any, previous: Any) -> dict[str, Any]:
             public_key_for_seed(secret)
         except ValueError:
             raise ValueError("resign.secret for discord is a 32-byte Ed25519 private key seed in hex") from None
-    stored = dataclasses.asdict(config)
-    del stored["secrets"]
-    stored["secret"] = secret
-    return stored
+    return Resigner(config, secret)
 
 
-def render_resign(stored: Any) -> Any:
-    resigner = from_stored(stored)
+def render_resign(resigner: Resigner) -> dict[str, object]:
+    """The setting as the API shows it: the secret masked, plus what it signs with (and Discord's public key)."""
     shown = resigner.config.to_json()
     shown.pop("secrets", None)
     shown.pop("tolerance", None)

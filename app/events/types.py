@@ -21,7 +21,8 @@ from app.models import CapturedRequest, Endpoint
 # larger ones are left out so queued events never pin large bodies in memory.
 INLINE_BODY_MAX = 64 * 1024
 
-RemovalReason = Literal["deleted", "cleared", "pruned", "endpoint_deleted"]
+# An endpoint's deletion is EndpointDeleted alone (its requests go with it), not a removal.
+RemovalReason = Literal["deleted", "cleared", "pruned"]
 CursorKind = Literal["relay", "forward"]
 
 

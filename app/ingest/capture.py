@@ -19,10 +19,10 @@ from starlette.types import Message, Receive, Scope, Send
 
 from app.ingest.clientaddr import Network, client_address
 from app.models import CapturedRequest, Endpoint, NewRequest
-from app.providers.awareness import DETECT_MAX, analyse, verify_config
+from app.providers.awareness import DETECT_MAX, analyse
 from app.settings import Settings
 from app.store.base import BodySpool, Store
-from app.store.sqlite.writer import WriterClosed, WriterOverloaded
+from app.store.errors import StoreBusy, StoreClosed
 from app.web.errors import error_body
 
 log = logging.getLogger("hookscope.capture")
@@ -135,13 +135,13 @@ class CaptureApp:
             await self._reject(send, base, size, limit)
             return
 
-        new = NewRequest(**base, body=body, body_file=spool.name if spool else None, body_size=size)
+        new = NewRequest(**base, body=body, body_size=size, spool=spool)
         try:
             if spool is not None:
                 await spool.finish()
-            new = await self._analyse(endpoint, new, spool)
+            new = await self._analyse(endpoint, new)
             captured = await self.store.add_request(new)
-        except (WriterOverloaded, WriterClosed):
+        except (StoreBusy, StoreClosed):
             if spool is not None:
                 spool.discard()
             await _send_json(
@@ -157,9 +157,10 @@ class CaptureApp:
 
         await self._respond(send, endpoint, captured, method)
 
-    async def _analyse(self, endpoint: Endpoint, new: NewRequest, spool: BodySpool | None) -> NewRequest:
+    async def _analyse(self, endpoint: Endpoint, new: NewRequest) -> NewRequest:
         """Provider detection and the signature verdict, over the exact bytes. Never fails a capture."""
-        config = verify_config(endpoint)
+        config = endpoint.settings.verify
+        spool = new.spool
         try:
             if spool is None:
                 return analyse(new, new.body, config, self.settings.public_url)
@@ -221,7 +222,7 @@ class CaptureApp:
         """Record that the sender tried (metadata only), then answer 413."""
         rid: int | None = None
         try:
-            new = NewRequest(**base, body=b"", body_file=None, body_size=size, rejected="body_too_large")
+            new = NewRequest(**base, body=b"", body_size=size, rejected="body_too_large")
             captured = await self.store.add_request(analyse(new, None, None, self.settings.public_url))
             rid = captured.id
         except Exception:

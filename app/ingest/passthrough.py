@@ -1,10 +1,10 @@
 """Passthrough: answer the sender with the dev server's real response when it comes within a deadline.
 
 Providers with synchronous handshakes (Slack URL verification, Meta's GET challenge) need the target's answer,
-not ours. For an endpoint with `passthrough` set, a waiter is created the moment the capture commits (in the
-store listener, so an answer can never arrive before anyone waits for it); the first delivery of that request
-that gets an HTTP response (server-side forward or relay) completes it. If none comes in time, the endpoint's
-configured response goes out and the request stays queued for delivery as usual.
+not ours. For an endpoint with `passthrough` set, a waiter is created the moment the capture commits (by a bus
+listener, in the store's after-commit step, so an answer can never arrive before anyone waits for it); the first
+delivery of that request that gets an HTTP response (server-side forward or relay) completes it. If none comes
+in time, the endpoint's configured response goes out and the request stays queued for delivery as usual.
 """
 
 from __future__ import annotations
@@ -13,33 +13,14 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Callable
-from typing import Any
 
 from app.delivery.outgoing import RawHeaders, response_headers_for_sender
+from app.endpoint_settings import DEFAULT_PASSTHROUGH_TIMEOUT
+from app.events.types import Event, RequestAdded
 from app.ingest.capture import Reply
 from app.models import CapturedRequest, Endpoint
 
-DEFAULT_TIMEOUT = 5.0
-MAX_TIMEOUT = 30.0
 MAX_WAITING = 10_000
-
-
-def parse_passthrough(value: Any) -> dict[str, float]:
-    """true -> {"timeout": 5}; a number of seconds; or {"timeout": seconds}."""
-    if value is True:
-        return {"timeout": DEFAULT_TIMEOUT}
-    if isinstance(value, dict):
-        unknown = set(value) - {"timeout"}
-        if unknown:
-            raise ValueError(f"unknown passthrough field(s): {', '.join(sorted(unknown))}")
-        value = value.get("timeout", DEFAULT_TIMEOUT)
-    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= MAX_TIMEOUT:
-        raise ValueError(f"passthrough must be true, or a timeout in seconds (0 < timeout <= {MAX_TIMEOUT:g})")
-    return {"timeout": float(value)}
-
-
-def render_passthrough(value: Any) -> Any:
-    return value
 
 
 class Passthrough:
@@ -48,10 +29,13 @@ class Passthrough:
         self.has_deliverer = has_deliverer
         self._waiting: dict[int, asyncio.Future[Reply]] = {}
 
-    def on_request(self, req: CapturedRequest) -> None:
-        """Store listener: open a waiter for requests of passthrough endpoints that something will deliver."""
+    def on_event(self, event: Event) -> None:
+        """Bus listener: open a waiter for new requests of passthrough endpoints that something will deliver."""
+        if not isinstance(event, RequestAdded):
+            return
+        req = event.request
         ep = self.endpoint_of(req.endpoint_id)
-        if ep is None or "passthrough" not in ep.options or req.rejected:
+        if ep is None or ep.settings.passthrough is None or req.rejected:
             return
         if not self.has_deliverer(req.endpoint_id):
             return
@@ -72,7 +56,9 @@ class Passthrough:
         if fut is None:
             return None
         try:
-            timeout = float(endpoint.options.get("passthrough", {}).get("timeout", DEFAULT_TIMEOUT))
+            # The endpoint as captured; its passthrough may have been switched off since the waiter opened.
+            setting = endpoint.settings.passthrough
+            timeout = setting.timeout if setting is not None else DEFAULT_PASSTHROUGH_TIMEOUT
             remaining = timeout - (time.time() - captured.received_at)
             with contextlib.suppress(TimeoutError):
                 return await asyncio.wait_for(asyncio.shield(fut), max(remaining, 0.0))

@@ -7,7 +7,7 @@ expects. Each event carries `id: <request id>`, so a reconnecting EventSource se
 resume after it (smee.io itself does not). A named `ping` event goes out every 25 s to keep proxies from
 timing the stream out.
 
-Last-Event-ID, like the live socket's `after` (app/live.py):
+Last-Event-ID, like the live socket's `after` (app/web/live.py):
   absent or empty        start at the newest request: only new captures are streamed
   a request id           resume after it
   beyond the newest id   the database was replaced under the client: after `ready` comes
@@ -116,7 +116,7 @@ class SmeeStream:
             await _error(send, 400, "invalid_last_event_id", str(exc))
             return
         newest = await self.store.last_request_id()
-        # Beyond the newest id ever assigned: the database was replaced under the client (as app/live.py's reset).
+        # Beyond the newest id ever assigned: the database was replaced under the client (as app/web/live.py's reset).
         reset = after is not None and after > newest
         if after is None or reset:
             after = newest

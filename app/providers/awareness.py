@@ -1,17 +1,16 @@
 """Provider awareness for captures: detection, stored signature verdicts, re-verification.
 
-The pure work lives in app/providers; this module adapts captures to it and owns the endpoint's `verify`
-setting (stored with real secrets, shown masked).
+The pure work lives in app/providers; this module adapts captures to it. The endpoint's `verify` setting is
+parsed once into a VerifyConfig (app/endpoint_settings.py), read here as `endpoint.settings.verify`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
 
 from app.models import CapturedRequest, Endpoint, Header, NewRequest
-from app.providers import SignedRequest, VerifyConfig, detect, mask_secret, verify
+from app.providers import SignedRequest, VerifyConfig, detect, verify
 from app.store.base import RequestQuery, Store
 
 # Bodies up to this size are parsed for event detection even when they were spilled to a file.
@@ -32,13 +31,6 @@ def request_url(endpoint_id: str, path: str, query: str, headers: tuple[Header, 
 def signed_request(req: NewRequest | CapturedRequest, body: bytes, public_url: str | None) -> SignedRequest:
     url = request_url(req.endpoint_id, req.path, req.query, req.headers, public_url)
     return SignedRequest(req.method, url, req.headers, body, req.received_at)
-
-
-def verify_config(endpoint: Endpoint) -> VerifyConfig | None:
-    stored = endpoint.options.get("verify")
-    if not stored:
-        return None
-    return VerifyConfig(**{**stored, "secrets": tuple(stored.get("secrets", ()))})
 
 
 def analyse(new: NewRequest, body: bytes | None, config: VerifyConfig | None, public_url: str | None) -> NewRequest:
@@ -70,7 +62,7 @@ async def reverify(store: Store, endpoint: Endpoint, public_url: str | None) -> 
 
     Walks ids in batches; a final pass picks up captures committed while the walk ran.
     """
-    config = verify_config(endpoint)
+    config = endpoint.settings.verify
     after = 0
     changed = 0
     while True:
@@ -95,22 +87,3 @@ async def reverify(store: Store, endpoint: Endpoint, public_url: str | None) -> 
             changed += len(updates)
         after = rows[-1].id
         await asyncio.sleep(0)  # let captures through between batches
-
-
-# The endpoint option ---------------------------------------------------------------------------------------
-def parse_verify(value: Any, previous: Any) -> dict[str, Any]:
-    """API input -> stored form. Secrets sent back masked (as the API shows them) keep their stored value."""
-    if isinstance(value, dict) and isinstance(value.get("secrets"), list) and isinstance(previous, dict):
-        known = {mask_secret(s): s for s in previous.get("secrets", [])}
-        value = {**value, "secrets": [known.get(s, s) if isinstance(s, str) else s for s in value["secrets"]]}
-    config = VerifyConfig.from_json(value)
-    stored = dataclasses.asdict(config)
-    stored["secrets"] = list(config.secrets)
-    return stored
-
-
-def render_verify(stored: Any) -> Any:
-    config = VerifyConfig(**{**stored, "secrets": tuple(stored.get("secrets", ()))})
-    return config.to_json()
-
-

@@ -1,17 +1,19 @@
-"""Storage faults the rest of the app sees, and the two hooks a server uses to stay honest about them.
+"""The exceptions of the storage boundary: what any backend raises, so callers never name a backend's internals.
 
 `StorageUnavailable` refuses start-up (database in use by another server, read-only file or directory);
-`BodyMissing` is a committed request whose body can no longer be read. A backend that holds process-local
-resources (the SQLite store's lock file) or can notice failing writes implements `Supervised`; the CLI and
-`/healthz` use it through `claim_storage` and `storage_health`, so they never name a backend.
+`StoreBusy` sheds load (the write queue is full); `StoreClosed` refuses writes during shutdown; `NotFound` names
+something that does not exist (any more); `BodyMissing` is a committed request whose body can no longer be read.
+All derive from `StoreError`.
 """
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+
+class StoreError(Exception):
+    """Base of every exception the store boundary defines (a backend's own driver errors are not wrapped)."""
 
 
-class StorageUnavailable(Exception):
+class StorageUnavailable(StoreError):
     """The store cannot be used by this process; the message names the file and the reason."""
 
 
@@ -26,31 +28,23 @@ class DatabaseLocked(StorageUnavailable):
         self.holder = holder
 
 
-class BodyMissing(Exception):
-    """A committed request's body cannot be read (file deleted by hand, truncated, or unreadable)."""
+class StoreBusy(StoreError):
+    """The write queue is full: the caller should shed load (ingest answers 503 with Retry-After)."""
+
+
+class StoreClosed(StoreError):
+    """The store is closing (or not open) and takes no new writes."""
+
+
+class NotFound(StoreError):
+    """The endpoint (or other record) a write names does not exist, or no longer does."""
+
+
+class BodyMissing(StoreError):
+    """A request's body cannot be read: the request was deleted, or its stored bytes are gone, cut short or
+    unreadable."""
 
     def __init__(self, request_id: int, reason: str) -> None:
         super().__init__(f"the body of request {request_id} is not available: {reason}")
         self.request_id = request_id
         self.reason = reason
-
-
-@runtime_checkable
-class Supervised(Protocol):
-    def claim(self) -> None:
-        """Take exclusive use of the storage and check it is writable; raises StorageUnavailable.
-        Idempotent, so the CLI can claim before the server starts and the lifespan's open() again."""
-
-    async def health(self) -> str | None:
-        """None when writes work, else why not (no file paths: /healthz is public)."""
-
-
-def claim_storage(store: object) -> None:
-    if isinstance(store, Supervised):
-        store.claim()
-
-
-async def storage_health(store: object) -> str | None:
-    if isinstance(store, Supervised):
-        return await store.health()
-    return None

@@ -13,12 +13,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from app.events.hub import Hub, SubscriptionEvicted
-from app.models import CapturedRequest, Endpoint, RequestsRemoved, ResponseSpec
+from app.endpoint_settings import EndpointSettings
+from app.events.bus import EventBus, SubscriptionEvicted
+from app.events.types import RequestAdded
+from app.models import CapturedRequest, Endpoint, ResponseSpec
 from app.providers import explain
-from app.providers.awareness import reverify, signed_request, verify_config
+from app.providers.awareness import reverify, signed_request
 from app.store.base import RequestQuery, Store
-from app.store.errors import BodyMissing, storage_health
+from app.store.errors import BodyMissing
 from app.unicode_safe import find_surrogate, has_surrogate, scrub_text
 from app.web.endpoint_schema import endpoint_json, parse_endpoint_input
 from app.web.errors import ApiError
@@ -31,10 +33,6 @@ ACTIVE_TYPES = ("html", "svg", "xml", "javascript", "ecmascript", "xsl")
 MAX_METHODS = 50
 _INTEGER = re.compile(r"[+-]?[0-9]+")
 _NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?")
-
-
-def endpoint_topic(endpoint_id: str) -> str:
-    return f"endpoint:{endpoint_id}"
 
 
 def base_url(request: Request) -> str:
@@ -160,7 +158,9 @@ async def create_endpoint(request: Request) -> Response:
         raise ApiError(400, "invalid_endpoint", str(exc)) from None
     store = store_of(request)
     ep = await store.create_endpoint(
-        fields.get("name", ""), fields.get("response", ResponseSpec()), fields.get("options", {})
+        fields.name if fields.name is not None else "",
+        fields.response or ResponseSpec(),
+        fields.settings or EndpointSettings(),
     )
     stats = await store.endpoint_stats(ep.id)
     return JSONResponse(endpoint_json(ep, stats, base_url(request)), status_code=201)
@@ -181,14 +181,16 @@ async def show_endpoint(request: Request) -> Response:
 async def patch_endpoint(request: Request) -> Response:
     ep = get_endpoint(request)
     try:
-        fields = parse_endpoint_input(await read_json(request), ep.options)
+        fields = parse_endpoint_input(await read_json(request), ep.settings)
     except ValueError as exc:
         raise ApiError(400, "invalid_endpoint", str(exc)) from None
     store = store_of(request)
-    updated = await store.update_endpoint(ep.id, **fields)
+    updated = await store.update_endpoint(
+        ep.id, name=fields.name, response=fields.response, settings=fields.settings
+    )
     if updated is None:
         raise ApiError(404, "endpoint_not_found", f"no endpoint with id {ep.id!r}")
-    if updated.options.get("verify") != ep.options.get("verify"):
+    if updated.settings.verify != ep.settings.verify:
         # Stored verdicts follow the secrets; retention bounds this to seconds of work.
         await reverify(store, updated, request.app.state.settings.public_url)
     stats = await store.endpoint_stats(ep.id)
@@ -220,7 +222,6 @@ async def list_requests(request: Request) -> Response:
 async def clear_requests(request: Request) -> Response:
     ep = get_endpoint(request)
     removed = await store_of(request).clear_requests(ep.id)
-    _announce(request, RequestsRemoved(ep.id, None))
     return JSONResponse({"deleted": removed})
 
 
@@ -229,9 +230,9 @@ async def show_request(request: Request) -> Response:
     max_body = int_param(request, "max_body", None, 0)
     store = store_of(request)
     try:
-        if max_body is not None and req.body is None and req.body_file is not None and req.body_size > max_body:
+        if max_body is not None and req.body is None and req.body_size > max_body:
             body = b""
-            async for chunk in store.iter_body(req):
+            async for chunk in await store.iter_body(req):
                 body += chunk
                 if len(body) > max_body:
                     break
@@ -264,7 +265,7 @@ async def raw_body(request: Request) -> Response:
     if req.rejected:
         return Response(b"", headers=headers, media_type=ctype)
     try:
-        chunks = store.iter_body(req)  # opens the body file now: a lost file is an error, not a cut-off 200
+        chunks = await store.iter_body(req)  # opens the body now: a lost body is an error, not a cut-off 200
     except BodyMissing as exc:
         raise _body_missing(exc) from None
     return StreamingResponse(chunks, headers=headers, media_type=ctype)
@@ -274,7 +275,7 @@ async def signature_help(request: Request) -> Response:
     """For the UI's signature helper: received vs expected signature and the exact signed string."""
     req = await get_captured(request)
     ep = store_of(request).cached_endpoint(req.endpoint_id)
-    config = verify_config(ep) if ep else None
+    config = ep.settings.verify if ep else None
     if config is None:
         raise ApiError(409, "verify_not_configured", "set the endpoint's verify scheme and secret first")
     body = await store_of(request).load_body(req)
@@ -285,14 +286,7 @@ async def signature_help(request: Request) -> Response:
 async def delete_request(request: Request) -> Response:
     req = await get_captured(request)
     await store_of(request).delete_request(req.id)
-    _announce(request, RequestsRemoved(req.endpoint_id, (req.id,)))
     return Response(status_code=204)
-
-
-def _announce(request: Request, event: RequestsRemoved) -> None:
-    """After COMMIT: open inspector pages of the endpoint drop the rows (app/live.py)."""
-    hub: Hub = request.app.state.hub
-    hub.publish(endpoint_topic(event.endpoint_id), event)
 
 
 async def wait_for_request(request: Request) -> Response:
@@ -305,10 +299,11 @@ async def wait_for_request(request: Request) -> Response:
         raise ApiError(400, "invalid_parameter", "timeout must be a number of seconds") from None
     seconds = min(seconds, MAX_WAIT)
     store = store_of(request)
-    hub: Hub = request.app.state.hub
+    bus: EventBus = request.app.state.bus
     after = int_param(request, "after")
     deadline = time.monotonic() + seconds
-    sub = hub.subscribe(endpoint_topic(ep.id), maxsize=64)
+    # Subscribed before the first read: a capture committed after it wakes this loop, whichever comes first.
+    sub = bus.subscribe(ep.id, kinds=(RequestAdded,), maxsize=64)
     try:
         if after is None:
             newest = await store.list_requests(ep.id, RequestQuery(limit=1))
@@ -327,15 +322,15 @@ async def wait_for_request(request: Request) -> Response:
                 await asyncio.wait_for(sub.get(), remaining)
             except TimeoutError:
                 continue
-            except SubscriptionEvicted:
-                sub = hub.subscribe(endpoint_topic(ep.id), maxsize=64)
+            except SubscriptionEvicted:  # the loop rereads the database anyway
+                sub = bus.subscribe(ep.id, kinds=(RequestAdded,), maxsize=64)
     finally:
         sub.close()
 
 
 async def healthz(request: Request) -> Response:
     """200 {"ok": true} while storage takes writes; 503 {"ok": false, "reason"} while it does not."""
-    reason = await storage_health(store_of(request))
+    reason = await store_of(request).health()
     if reason is not None:
         return JSONResponse({"ok": False, "reason": reason}, status_code=503)
     return JSONResponse({"ok": True})

@@ -1,8 +1,8 @@
-"""Validation of endpoint settings sent to the API, and the endpoint's JSON shape.
+"""Validation of endpoint input sent to the API, and the endpoint's JSON shape.
 
-Feature settings (forward targets, verification, passthrough, ...) live in Endpoint.options. Each key has a
-parser (API input -> stored value, raising ValueError with a message for the user) and a renderer (stored
-value -> JSON shown back, e.g. with secrets masked), registered in OPTION_FIELDS below.
+The endpoint's feature settings are an `EndpointSettings` (app/endpoint_settings.py), which parses them; this
+module checks the body as a whole, validates name and response, and renders the settings as the API shows them
+(secrets masked), in SETTING_NAMES order.
 """
 
 from __future__ import annotations
@@ -13,9 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from app.delivery.resign import render_resign
+from app.endpoint_settings import SETTING_NAMES, EndpointSettings, SettingName
 from app.models import Endpoint, EndpointStats, ResponseSpec, rfc3339
-from app.providers.awareness import parse_verify, render_verify
-from app.unicode_safe import scrub
 
 log = logging.getLogger("hookscope.api")
 
@@ -24,52 +24,16 @@ MAX_RESPONSE_BODY = 1024 * 1024
 MAX_DELAY = 30.0
 _TOKEN = re.compile(r"^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$")
 _FORBIDDEN_RESPONSE_HEADERS = {"content-length", "transfer-encoding", "connection"}
+_READ_ONLY = frozenset({"id", "ingest_url", "inspect_url", "created_at", "request_count", "last_request_at"})
 
 
 @dataclass(frozen=True, slots=True)
-class OptionField:
-    parse: Callable[[Any, Any], Any]  # (API value, previously stored value or None) -> stored value
-    render: Callable[[Any], Any]
+class EndpointInput:
+    """A validated create/patch body; None: not given."""
 
-
-OPTION_FIELDS: dict[str, OptionField] = {
-    "verify": OptionField(parse_verify, render_verify),
-}
-
-
-def _register_forwarding_fields() -> None:
-    # Imported here: the parsers live with the features they configure.
-    from app.delivery.forwarder import parse_forward_targets, render_forward_targets
-    from app.delivery.resign import parse_resign, render_resign
-    from app.ingest.passthrough import parse_passthrough, render_passthrough
-
-    OPTION_FIELDS["forward_targets"] = OptionField(_ignore_previous(parse_forward_targets), render_forward_targets)
-    OPTION_FIELDS["passthrough"] = OptionField(_ignore_previous(parse_passthrough), render_passthrough)
-    OPTION_FIELDS["replay_target"] = OptionField(_ignore_previous(_parse_replay_target), _identity)
-    OPTION_FIELDS["resign"] = OptionField(parse_resign, render_resign)
-
-
-def _ignore_previous(parse: Callable[[Any], Any]) -> Callable[[Any, Any], Any]:
-    return lambda value, _previous: parse(value)
-
-
-def _identity(value: Any) -> Any:
-    return value
-
-
-def _parse_replay_target(value: Any) -> str:
-    from app.delivery.outgoing import TargetError, parse_target
-
-    if not isinstance(value, str):
-        raise ValueError("replay_target must be a URL")
-    try:
-        parse_target(value)
-    except TargetError as exc:
-        raise ValueError(f"replay_target: {exc}") from None
-    return value.strip()
-
-
-_register_forwarding_fields()
+    name: str | None = None
+    response: ResponseSpec | None = None
+    settings: EndpointSettings | None = None  # the endpoint's settings with the input applied
 
 
 def parse_name(value: Any) -> str:
@@ -121,34 +85,22 @@ def parse_response(value: Any) -> ResponseSpec:
     return ResponseSpec(status, tuple(headers), body, float(delay))
 
 
-def parse_endpoint_input(data: Any, existing: dict[str, Any] | None) -> dict[str, Any]:
-    """Validate a create/patch body. Returns {"name"?, "response"?, "options"?}: only what was given."""
+def parse_endpoint_input(data: Any, existing: EndpointSettings | None) -> EndpointInput:
+    """Validate a create/patch body against the endpoint's current settings (None when creating). Only what
+    was given is set; ValueError carries a message for the user."""
     if data is None:
         data = {}
     if not isinstance(data, dict):
         raise ValueError("expected a JSON object")
-    known = {"name", "response", *OPTION_FIELDS}
-    read_only = {"id", "ingest_url", "inspect_url", "created_at", "request_count", "last_request_at"}
-    unknown = set(data) - known - read_only
+    unknown = set(data) - {"name", "response", *SETTING_NAMES} - _READ_ONLY
     if unknown:
         raise ValueError(f"unknown field(s): {', '.join(sorted(unknown))}")
-    out: dict[str, Any] = {}
-    if "name" in data:
-        out["name"] = parse_name(data["name"])
-    if "response" in data:
-        out["response"] = parse_response(data["response"])
-    options = dict(existing or {})
-    changed = False
-    for key, fieldspec in OPTION_FIELDS.items():
-        if key in data:
-            changed = True
-            if data[key] is None:
-                options.pop(key, None)
-            else:
-                options[key] = fieldspec.parse(data[key], options.get(key))
-    if changed:
-        out["options"] = options
-    return out
+    name = parse_name(data["name"]) if "name" in data else None
+    response = parse_response(data["response"]) if "response" in data else None
+    settings = None
+    if any(key in data for key in SETTING_NAMES):
+        settings = (existing or EndpointSettings()).with_input(data)
+    return EndpointInput(name, response, settings)
 
 
 def ingest_url(base_url: str, endpoint_id: str) -> str:
@@ -166,18 +118,58 @@ def endpoint_json(ep: Endpoint, stats: EndpointStats, base_url: str) -> dict[str
         "last_request_at": rfc3339(stats.last_request_at) if stats.last_request_at else None,
         "response": ep.response.to_json(),
     }
-    for key, fieldspec in OPTION_FIELDS.items():
-        if key in ep.options:
-            data[key] = _render_option(ep.id, key, fieldspec, ep.options[key])
+    for key, render in _SHOWN:
+        shown = _shown(ep.id, key, render, ep.settings)
+        if shown is not None:
+            data[key] = shown
     return data
 
 
-def _render_option(endpoint_id: str, key: str, fieldspec: OptionField, stored: Any) -> Any:
-    """A stored setting as the API shows it. Settings written by an older version may hold what today's parser
-    refuses (a lone surrogate, a shape since changed): one such value must not turn every endpoint listing
-    into a 500, so it is repaired (surrogates become U+FFFD) or, failing that, reported in place."""
+def _verify_json(settings: EndpointSettings) -> object:
+    return None if settings.verify is None else settings.verify.to_json()
+
+
+def _forward_targets_json(settings: EndpointSettings) -> object:
+    return None if settings.forward_targets is None else list(settings.forward_targets)
+
+
+def _passthrough_json(settings: EndpointSettings) -> object:
+    return None if settings.passthrough is None else {"timeout": settings.passthrough.timeout}
+
+
+def _replay_target_json(settings: EndpointSettings) -> object:
+    return settings.replay_target
+
+
+def _resign_json(settings: EndpointSettings) -> object:
+    return None if settings.resign is None else render_resign(settings.resign)
+
+
+# Each setting as the API shows it (None: not set), in the order of the endpoint's JSON: one per SETTING_NAMES.
+_SHOWN: tuple[tuple[SettingName, Callable[[EndpointSettings], object]], ...] = (
+    ("verify", _verify_json),
+    ("forward_targets", _forward_targets_json),
+    ("passthrough", _passthrough_json),
+    ("replay_target", _replay_target_json),
+    ("resign", _resign_json),
+)
+
+
+def _shown(
+    endpoint_id: str, key: SettingName, render: Callable[[EndpointSettings], object], settings: EndpointSettings
+) -> object:
+    """A setting as the API shows it. One stored by an older version that cannot be decoded, or that today's
+    renderer refuses (e.g. a Discord seed that is not hex), must not turn every endpoint listing into a 500:
+    it is reported in place."""
+    if key in settings.unreadable_names():
+        log.warning("endpoint %s: stored setting %r cannot be read", endpoint_id, key)
+        return _unreadable(key)
     try:
-        return scrub(fieldspec.render(scrub(stored)))
+        return render(settings)
     except (ValueError, TypeError, KeyError, AttributeError):
         log.warning("endpoint %s: stored setting %r cannot be shown", endpoint_id, key, exc_info=True)
-        return {"error": f"the stored {key} setting cannot be read; set it again"}
+        return _unreadable(key)
+
+
+def _unreadable(key: SettingName) -> dict[str, str]:
+    return {"error": f"the stored {key} setting cannot be read; set it again"}

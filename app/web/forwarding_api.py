@@ -29,7 +29,7 @@ from app.delivery.forwarder import Forwarder
 from app.delivery.outgoing import TargetError, parse_target
 from app.delivery.relay import RelayHub
 from app.delivery.replay import Edits, Replayer, RequestGone, parse_edits
-from app.delivery.resign import Resigner, from_stored, parse_resign, resigner_of
+from app.delivery.resign import Resigner, parse_resign
 from app.models import Endpoint
 from app.store.base import RequestQuery
 from app.web.api import get_captured, get_endpoint, read_json, store_of
@@ -55,15 +55,15 @@ def _relays(request: Request) -> RelayHub:
 
 
 async def _target_for(request: Request, ep: Endpoint, data: dict[str, Any]) -> str:
-    target = data.get("target") or ep.options.get("replay_target")
+    target = data.get("target") or ep.settings.replay_target
     if not isinstance(target, str) or not target:
         raise ApiError(400, "target_required", "give a target URL (none is remembered for this endpoint yet)")
     try:
         parse_target(target)
     except TargetError as exc:
         raise ApiError(400, "invalid_target", str(exc)) from None
-    if ep.options.get("replay_target") != target:
-        await store_of(request).update_endpoint(ep.id, options={**ep.options, "replay_target": target})
+    if ep.settings.replay_target != target:
+        await store_of(request).update_endpoint(ep.id, settings=ep.settings.with_replay_target(target))
     return target
 
 
@@ -107,11 +107,11 @@ def _resigner_for(ep: Endpoint, data: dict[str, Any]) -> Resigner | None:
     """"resign": absent or null uses the endpoint's setting, false sends as captured, an object signs with it."""
     choice = data.get("resign")
     if choice is None:
-        return resigner_of(ep.options)
+        return ep.settings.resign
     if choice is False:
         return None
     try:
-        return from_stored(parse_resign(choice, ep.options.get("resign")))
+        return parse_resign(choice, ep.settings.resign)
     except ValueError as exc:
         raise ApiError(400, "invalid_replay", str(exc)) from None
 

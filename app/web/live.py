@@ -1,29 +1,13 @@
-"""The inspector's live websocket: subscribe, backfill from the database, then stream.
+"""The inspector's live websocket: subscribe, backfill from the database, then stream the endpoint's events.
 
 Route: `GET /api/endpoints/{endpoint_id}/live?after=<id>` (websocket). `after` is the highest request id the page
-has already seen; without it the stream starts at the newest id now (only new requests).
+has already seen; without it the stream starts at the newest id now (only new requests). The frames, close
+codes and order guarantees are documented in docs/events.md.
 
-Protocol, JSON text frames:
-
-server -> client
-  {"type": "hello", "last_id": N}          first frame; N is the cursor the stream continues after
-  {"type": "requests", "requests": [...]}  request summaries (the list API's shape), ascending ids; whatever was
-                                           queued goes out in one frame, so a burst costs few frames
-  {"type": "synced", "last_id": N}         backfill of `id > after` finished; from here on it is live
-  {"type": "reset"}                        `after` is beyond the newest id ever assigned (the database was
-                                           replaced): the client reloads its list; the stream goes on from now
-  {"type": "pong"}                         answer to a client ping
-client -> server
-  {"type": "ping"}
-
-Close codes: 4404 unknown endpoint, 4400 bad `after`, 1008 a browser Origin that is not this server (cross-site
-websocket hijacking) or, before the handshake, a missing token (AuthMiddleware), 1013 the client fell behind (its
-hub queue overflowed): it reconnects with `after=<last id seen>` and resynchronises from the database, which is
-exact because ids are monotonic and never reused.
-
-Order of work: subscribe to the hub first, then read the backlog, then stream the queued live events skipping ids
-already sent. A request committed during the backfill is both in the database and in the queue; the skip makes it
-appear once, and nothing can fall between the two.
+Order of work: subscribe to the event bus first, then read the backlog, then stream the queued events skipping
+request ids already sent. A request committed during the backfill is both in the database and in the queue;
+the skip makes it appear once, and nothing can fall between the two. Every other event goes out in the order
+the store committed it, after the requests committed before it.
 """
 
 from __future__ import annotations
@@ -37,11 +21,20 @@ from typing import Any
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
-from app.events.hub import Hub, Subscription, SubscriptionEvicted
-from app.models import CapturedRequest, RequestsRemoved
+from app.events.bus import EventBus, Subscription, SubscriptionEvicted
+from app.events.types import (
+    DeliveryRecorded,
+    EndpointChanged,
+    EndpointDeleted,
+    Event,
+    RequestAdded,
+    RequestsRemoved,
+    VerdictsChanged,
+)
+from app.models import CapturedRequest
 from app.store.base import RequestQuery, Store
 from app.tasks import first_completed
-from app.web.api import endpoint_topic
+from app.web.endpoint_schema import endpoint_json
 from app.web.security_headers import same_origin
 
 log = logging.getLogger("hookscope.live")
@@ -49,11 +42,15 @@ log = logging.getLogger("hookscope.live")
 BACKFILL_BATCH = 500
 MAX_FRAME = 500
 # A client whose socket does not drain for this long is treated like an evicted one: it cannot block the handler
-# (and the hub queue behind it) forever.
+# (and the bus queue behind it) forever.
 SEND_TIMEOUT = 10.0
 QUEUE_SIZE = 1000
 # uvicorn's message for a send after it closed the socket itself (keepalive timeout), before the app is told.
 _CLOSED_BY_SERVER = "after sending 'websocket.close'"
+
+
+class _EndpointGone(Exception):
+    """The endpoint was deleted: its "endpoint_deleted" frame went out; the socket closes with 4404."""
 
 
 async def live_socket(ws: WebSocket) -> None:
@@ -62,7 +59,7 @@ async def live_socket(ws: WebSocket) -> None:
         await ws.close(1008, "cross-origin websocket refused")
         return
     store: Store = ws.app.state.store
-    hub: Hub = ws.app.state.hub
+    bus: EventBus = ws.app.state.bus
     ep = store.cached_endpoint(ws.path_params["endpoint_id"])
     ws.state.send_lock = asyncio.Lock()
     await ws.accept()
@@ -77,8 +74,8 @@ async def live_socket(ws: WebSocket) -> None:
     if after is not None and not 0 <= after < 2**63:
         await _close(ws, 4400, "after must be a non-negative integer")
         return
-    # Subscribed before anything is read: whatever commits from now on is in this queue.
-    sub = hub.subscribe(endpoint_topic(ep.id), maxsize=getattr(ws.app.state, "live_queue_size", QUEUE_SIZE))
+    # Subscribed before anything is read: whatever commits from now on is in this queue. Summaries only.
+    sub = bus.subscribe(ep.id, maxsize=getattr(ws.app.state, "live_queue_size", QUEUE_SIZE))
     try:
         await _serve(ws, store, sub, ep.id, after)
     finally:
@@ -112,6 +109,9 @@ async def _serve(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: st
         if isinstance(error, SubscriptionEvicted | TimeoutError):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(1013, "too slow; reconnect with after=<last id>"), 2)
+        elif isinstance(error, _EndpointGone):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(ws.close(4404, "endpoint deleted"), 2)
         elif error is not None and not isinstance(error, WebSocketDisconnect | OSError):
             log.warning("live socket for %s ended: %r", endpoint_id, error)
 
@@ -127,25 +127,54 @@ async def _stream(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: s
     await _send(ws, {"type": "synced", "last_id": cursor})
     while True:
         batch: list[CapturedRequest] = []
-        first = await sub.get()
-        items = [first]
-        while len(items) < MAX_FRAME and not sub.queue.empty():
+        items = [await sub.get()]
+        while len(items) < MAX_FRAME and sub.ready():
             items.append(await sub.get())
-        for item in items:
-            if isinstance(item, CapturedRequest) and item.id > cursor:
-                batch.append(item)
-                cursor = item.id
-            elif isinstance(item, RequestsRemoved):
-                # Keep the order of events: rows captured before the delete go out before it.
-                if batch:
-                    await _send_requests(ws, batch)
-                    batch = []
-                if item.ids is None:
-                    await _send(ws, {"type": "cleared"})
-                else:
-                    await _send(ws, {"type": "deleted", "ids": list(item.ids)})
+        for event in items:
+            if isinstance(event, RequestAdded):
+                if event.request.id > cursor:
+                    batch.append(event.request)
+                    cursor = event.request.id
+                continue
+            # Keep the order of events: rows captured before a removal or a delivery go out before it.
+            if batch:
+                await _send_requests(ws, batch)
+                batch = []
+            await _send(ws, await _frame(ws, store, event))
+            if isinstance(event, EndpointDeleted):
+                raise _EndpointGone()
         if batch:
             await _send_requests(ws, batch)
+
+
+async def _frame(ws: WebSocket, store: Store, event: Event) -> dict[str, Any]:
+    """The frame of any event but RequestAdded (those are batched into "requests" frames)."""
+    if isinstance(event, RequestsRemoved):
+        if event.ids is None:
+            return {"type": "cleared"}
+        reason = "pruned" if event.reason == "pruned" else "deleted"
+        return {"type": "deleted", "ids": list(event.ids), "reason": reason}
+    if isinstance(event, DeliveryRecorded):
+        return {"type": "delivery", "delivery": event.delivery.to_json()}
+    if isinstance(event, VerdictsChanged):
+        return {"type": "verdicts", "verdicts": [
+            {"id": v.request_id, "verification": {"status": v.status, "reason": v.reason}} for v in event.verdicts
+        ]}
+    if isinstance(event, EndpointChanged):
+        stats = await store.endpoint_stats(event.endpoint_id)
+        return {"type": "endpoint", "endpoint": endpoint_json(event.endpoint, stats, _base_url(ws))}
+    if isinstance(event, EndpointDeleted):
+        return {"type": "endpoint_deleted"}
+    raise AssertionError(f"no frame for {event!r}")
+
+
+def _base_url(ws: WebSocket) -> str:
+    """The server's URL as the HTTP API reports it (app/web/api.py base_url), for the endpoint frame's URLs."""
+    configured: str | None = ws.app.state.settings.public_url
+    if configured:
+        return configured.rstrip("/")
+    scheme = "https" if ws.url.scheme == "wss" else "http"
+    return str(ws.base_url.replace(scheme=scheme)).rstrip("/")
 
 
 async def _send_requests(ws: WebSocket, rows: list[CapturedRequest]) -> None:

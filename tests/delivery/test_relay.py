@@ -249,6 +249,10 @@ async def test_a_request_whose_body_file_is_gone_becomes_a_dead_relay_delivery(
         while await cursor() != ids[2]:
             assert asyncio.get_running_loop().time() < deadline
             await asyncio.sleep(0.02)
-    dead = (await client.get(f"/api/requests/{ids[1]}/deliveries")).json()["deliveries"]
+    # The relay's position moves in memory before the pipelined delivery write commits: wait for the row.
+    deadline = asyncio.get_running_loop().time() + 10
+    while not (dead := (await client.get(f"/api/requests/{ids[1]}/deliveries")).json()["deliveries"]):
+        assert asyncio.get_running_loop().time() < deadline
+        await asyncio.sleep(0.02)
     assert [(d["kind"], d["state"]) for d in dead] == [("relay", "dead")]
     assert "could not relay" in dead[0]["error"] and "missing" in dead[0]["error"]

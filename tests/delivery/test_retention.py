@@ -75,9 +75,9 @@ async def count(srv: LiveServer, ep_id: str) -> int:
 
 
 async def prune(srv: LiveServer) -> tuple[int, int]:
-    """One retention pass as the janitor runs it: (removed, skipped in all)."""
-    result = await srv.app.store.prune(time.time(), srv.settings.effective_retention_ceiling)
-    srv.app.relays.pruned(result.skipped)
+    """One retention pass as the janitor runs it (the store's events tell connected relays): (removed, skipped
+    in all)."""
+    result = await srv.app.store.prune(time.time(), srv.settings.retention_ceiling)  # None: the store's default
     return result.removed, sum(s.count for s in result.skipped)
 
 

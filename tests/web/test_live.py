@@ -1,4 +1,5 @@
-"""The inspector's live websocket (app/live.py) against a real uvicorn server."""
+"""The inspector's live websocket (app/web/live.py) against a real uvicorn server: every frame of docs/events.md,
+in commit order."""
 
 from __future__ import annotations
 
@@ -15,9 +16,10 @@ import pytest
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from app.events.types import RequestAdded
 from app.settings import Settings
-from app.web.api import endpoint_topic
 from app.web.auth import session_value
+from tests.delivery.target import RecordingTarget
 from tests.support import LiveServer, create_endpoint, live_server, wait_until
 
 
@@ -104,7 +106,7 @@ async def test_deletes_and_clears_reach_open_pages_in_order(server: LiveServer, 
         hello = await frame(ws)
         assert (await frame(ws)) == {"type": "synced", "last_id": hello["last_id"]}
         assert (await client.delete(f"/api/requests/{first[0]}")).status_code == 204
-        assert (await frame(ws)) == {"type": "deleted", "ids": [first[0]]}
+        assert (await frame(ws)) == {"type": "deleted", "ids": [first[0]], "reason": "deleted"}
         later = await post(client, ep["id"], 1, "later")
         f = await frame(ws)
         assert [r["id"] for r in f["requests"]] == later
@@ -200,8 +202,7 @@ async def test_lagging_subscriber_is_closed_1013_without_slowing_capture(
     [rid] = await post(client, ep["id"], 1)
     sample = await server.app.store.get_request(rid)
     assert sample is not None
-    hub = server.app.hub
-    topic = endpoint_topic(ep["id"])
+    bus = server.app.bus
     async with websockets.connect(ws_url(server, ep["id"], rid), proxy=None) as stalled:
         assert (await frame(stalled))["type"] == "hello"
         assert (await frame(stalled))["type"] == "synced"
@@ -209,9 +210,9 @@ async def test_lagging_subscriber_is_closed_1013_without_slowing_capture(
         # keep up by construction. Publishing must stay non-blocking all the same.
         started = time.perf_counter()
         for i in range(1, 3001):
-            hub.publish(topic, replace(sample, id=rid + 10**6 + i, body=None))
+            bus.emit(RequestAdded(replace(sample, id=rid + 10**6 + i, body=None)))
         assert time.perf_counter() - started < 0.5
-        assert hub.evictions >= 1
+        assert bus.evictions >= 1
         # Capture goes on at full speed while the evicted socket is being closed.
         started = time.perf_counter()
         await post(client, ep["id"], 20, "after-burst")
@@ -220,7 +221,7 @@ async def test_lagging_subscriber_is_closed_1013_without_slowing_capture(
             while True:
                 await frame(stalled)
         assert info.value.rcvd is not None and info.value.rcvd.code == 1013
-    assert hub.subscriber_count(topic) == 0
+    assert bus.subscriber_count(ep["id"]) == 0
 
 
 async def test_disconnect_storm_is_quiet_and_the_server_keeps_serving(
@@ -254,8 +255,7 @@ async def test_disconnect_storm_is_quiet_and_the_server_keeps_serving(
         await asyncio.gather(*(vanish_at_once() for _ in range(50)),
                              *(vanish_while_streaming(ws, i) for i, ws in enumerate(streaming)))
         await captures
-        topic = endpoint_topic(ep["id"])
-        await wait_until(lambda: server.app.hub.subscriber_count(topic) == 0, timeout=20)
+        await wait_until(lambda: server.app.bus.subscriber_count(ep["id"]) == 0, timeout=20)
         # Still serving: a new page gets the backlog and a new capture live.
         async with websockets.connect(ws_url(server, ep["id"], 0), proxy=None) as ws:
             assert (await frame(ws))["type"] == "hello"
@@ -270,3 +270,105 @@ async def test_disconnect_storm_is_quiet_and_the_server_keeps_serving(
     noisy = [(r.name, r.levelname, r.getMessage()) for r in caplog.records
              if r.name in ("hookscope.live", "uvicorn.error") and r.levelno >= logging.WARNING]
     assert noisy == []
+
+
+# --- every committed change reaches open pages ----------------------------------------------------------------------
+
+
+def settings_of(endpoint: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in endpoint.items() if k not in ("request_count", "last_request_at")}
+
+
+async def synced(ws: ClientConnection) -> None:
+    """Read the opening frames up to "synced" (requests backfilled meanwhile are dropped)."""
+    assert (await frame(ws))["type"] == "hello"
+    while (await frame(ws))["type"] != "synced":
+        pass
+
+
+async def test_retention_prune_removes_rows_from_open_pages(tmp_path: Path) -> None:
+    settings = Settings(db=tmp_path / "h.db", janitor_interval=3600, retention_count=2)
+    async with live_server(settings) as srv, srv.client() as client:
+        ep = await create_endpoint(client)
+        other = await create_endpoint(client)
+        ids = await post(client, ep["id"], 5)
+        await post(client, other["id"], 3)
+        async with websockets.connect(ws_url(srv, ep["id"], 0), proxy=None) as ws:
+            await synced(ws)
+            result = await srv.app.store.prune(time.time(), None)
+            assert result.removed == 3 + 1
+            # Only this endpoint's removals, ids listed: the page drops exactly those rows.
+            assert (await frame(ws)) == {"type": "deleted", "ids": ids[:3], "reason": "pruned"}
+            later = await post(client, ep["id"], 1, "later")
+            f = await frame(ws)
+            assert f["type"] == "requests" and [r["id"] for r in f["requests"]] == later
+
+
+async def test_forward_deliveries_reach_open_pages_after_their_capture(
+    client: httpx.AsyncClient, server: LiveServer, target: RecordingTarget
+) -> None:
+    ep = await create_endpoint(client, forward_targets=[target.url + "/in"])
+    async with websockets.connect(ws_url(server, ep["id"]), proxy=None) as ws:
+        await synced(ws)
+        [rid] = await post(client, ep["id"], 1)
+        f = await frame(ws)
+        assert f["type"] == "requests" and [r["id"] for r in f["requests"]] == [rid]
+        f = await frame(ws)
+        assert f["type"] == "delivery"
+        delivery = f["delivery"]
+        assert (delivery["request_id"], delivery["kind"], delivery["state"]) == (rid, "forward", "delivered")
+        assert delivery["target"] == target.url + "/in" and delivery["status"] == 200
+        # The same shape, and the same committed row, as the deliveries API shows.
+        listed = (await client.get(f"/api/requests/{rid}/deliveries")).json()["deliveries"]
+        assert listed == [delivery]
+    assert target.count == 1
+
+
+async def test_changing_verification_sends_the_endpoint_then_the_new_verdicts(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    ep = await create_endpoint(client)
+    [rid] = await post(client, ep["id"], 1)
+    async with websockets.connect(ws_url(server, ep["id"]), proxy=None) as ws:
+        await synced(ws)
+        resp = await client.patch(f"/api/endpoints/{ep['id']}",
+                                  json={"verify": {"scheme": "stripe", "secrets": ["whsec_live_test_0001"]}})
+        assert resp.status_code == 200, resp.text
+        # The settings commit first, then the verdicts re-checked under them.
+        f = await frame(ws)
+        assert f == {"type": "endpoint", "endpoint": (await client.get(f"/api/endpoints/{ep['id']}")).json()}
+        assert f["endpoint"]["verify"]["scheme"] == "stripe"
+        f = await frame(ws)
+        shown = (await client.get(f"/api/requests/{rid}")).json()["verification"]
+        assert shown["status"] == "invalid"  # unsigned: it was "unconfigured" before
+        assert f == {"type": "verdicts", "verdicts": [{"id": rid, "verification": shown}]}
+
+
+async def test_frames_follow_commit_order_and_a_deleted_endpoint_closes_4404(
+    client: httpx.AsyncClient, server: LiveServer
+) -> None:
+    ep = await create_endpoint(client, name="before")
+    async with websockets.connect(ws_url(server, ep["id"]), proxy=None) as ws:
+        await synced(ws)
+        [first] = await post(client, ep["id"], 1, "a")
+        assert (await client.delete(f"/api/requests/{first}")).status_code == 204
+        [second] = await post(client, ep["id"], 1, "b")
+        patched = await client.patch(f"/api/endpoints/{ep['id']}", json={"name": "after"})
+        assert patched.status_code == 200
+        assert (await client.delete(f"/api/endpoints/{ep['id']}/requests")).status_code == 200
+        assert (await client.delete(f"/api/endpoints/{ep['id']}")).status_code == 204
+        frames = []
+        with pytest.raises(websockets.exceptions.ConnectionClosed) as info:
+            while True:
+                frames.append(await frame(ws))
+    assert info.value.rcvd is not None and info.value.rcvd.code == 4404
+    assert [f["type"] for f in frames] == [
+        "requests", "deleted", "requests", "endpoint", "cleared", "endpoint_deleted",
+    ]
+    assert [r["id"] for r in frames[0]["requests"]] == [first]
+    assert frames[1] == {"type": "deleted", "ids": [first], "reason": "deleted"}
+    assert [r["id"] for r in frames[2]["requests"]] == [second]
+    # Its counts are read when the frame is sent (the clear may have committed by then); the rest is the commit's.
+    assert settings_of(frames[3]["endpoint"]) == settings_of(patched.json())
+    assert frames[3]["endpoint"]["name"] == "after"
+    assert frames[5] == {"type": "endpoint_deleted"}

@@ -109,14 +109,6 @@ def set_headers(
     return out
 
 
-def request_from(
-    method: str, url: str, headers: Sequence[tuple[str, str]], body: bytes, now: float
-) -> SignedRequest:
-    return SignedRequest(
-        method, url, tuple((n.lower(), v) for n, v in headers), body, now
-    )
-
-
 class Scheme:
     """Interface every scheme implements."""
 

@@ -4,7 +4,7 @@ A body over the spill threshold is written to a file while it streams in, so a s
 large uploads holds at most `spill_threshold` bytes of each in memory. With durability "full" the file and its
 directory entry are fsynced before the row that names it is committed, so a committed row never points at a
 lost file. A crash can leave unreferenced files; `sweep` removes them at start-up (safe because the database
-lock admits one server at a time, app/store/lock.py).
+lock admits one server at a time, app/store/sqlite/lock.py).
 
 Writing can fail (disk full, read-only directory): the failing spool raises OSError and removes what it wrote,
 and `fault` keeps the reason until a body file is written again (or `probe` succeeds), for /healthz.
@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
 from typing import BinaryIO
 
-from app.store.base import BodySpool
+from app.store.requests import BodySpool
 
 CHUNK = 256 * 1024
 
@@ -47,6 +47,13 @@ class BodyFiles:
         except OSError as exc:
             self.failed(exc)
             raise
+
+    def name_of(self, spool: BodySpool) -> str:
+        """The file name a committed row records for a finished spool of this directory. ValueError for any other
+        spool: a row must never name a file this store did not write."""
+        if not isinstance(spool, FileSpool) or spool.files is not self or not spool.finished:
+            raise ValueError("not a finished body spool of this store")
+        return spool.name
 
     def failed(self, exc: OSError) -> None:
         # strerror only: the reason reaches the public /healthz, which must not show server paths.
@@ -126,6 +133,7 @@ class FileSpool(BodySpool):
         self.files = files
         self.name = name
         self._file: BinaryIO | None = files.path(name).open("xb")
+        self.finished = False
 
     def write(self, chunk: bytes) -> None:
         # A page-cache write of one receive chunk (<= 64 KiB from uvicorn) takes microseconds; the costly
@@ -161,6 +169,7 @@ class FileSpool(BodySpool):
             self.files.failed(exc)
             raise
         self.files.fault = None
+        self.finished = True
 
     async def read(self) -> bytes:
         return await self.files.read(self.name)
@@ -172,4 +181,5 @@ class FileSpool(BodySpool):
             with contextlib.suppress(OSError):
                 self._file.close()
             self._file = None
+        self.finished = False
         self.files.delete([self.name])

@@ -8,12 +8,12 @@ acknowledged them commit together.
 from __future__ import annotations
 
 import bisect
-import json
 import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from app.store.base import CursorKind, Skipped
+from app.endpoint_settings import settings_from_json
+from app.events.types import CursorKind, Skipped
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,23 +23,33 @@ class RetentionRules:
     ceiling: int  # most captures an endpoint keeps while some of them are still owed
 
 
-def prune_all(conn: sqlite3.Connection, rules: RetentionRules) -> tuple[list[str | None], list[Skipped]]:
-    """Prune every endpoint; returns the body files of the removed rows and the cursors that lost captures."""
-    files: list[str | None] = []
-    skipped: list[Skipped] = []
+@dataclass(frozen=True, slots=True)
+class PrunedEndpoint:
+    """What one prune removed from one endpoint (only endpoints that lost rows are reported)."""
+
+    endpoint_id: str
+    ids: tuple[int, ...]  # ascending
+    files: tuple[str, ...]  # body files of the removed rows, to delete after COMMIT
+    skipped: tuple[Skipped, ...]  # the cursors of this endpoint that lost captures they were owed
+
+
+def prune_all(conn: sqlite3.Connection, rules: RetentionRules) -> list[PrunedEndpoint]:
+    """Prune every endpoint; returns, per endpoint that lost rows, what it lost."""
+    pruned: list[PrunedEndpoint] = []
     for endpoint_id, options in conn.execute("SELECT id, options FROM endpoints").fetchall():
-        f, s = prune_endpoint(conn, endpoint_id, _forward_targets(options), rules)
-        files.extend(f)
-        skipped.extend(s)
-    return files, skipped
+        result = prune_endpoint(conn, endpoint_id, _forward_targets(options), rules)
+        if result is not None:
+            pruned.append(result)
+    return pruned
 
 
 def prune_endpoint(
     conn: sqlite3.Connection, endpoint_id: str, targets: frozenset[str], rules: RetentionRules
-) -> tuple[list[str | None], list[Skipped]]:
+) -> PrunedEndpoint | None:
+    """None when the endpoint lost nothing."""
     expired, expired_args = _expired(conn, endpoint_id, rules)
     if expired is None:
-        return [], []
+        return None
     where = f"endpoint_id = ? AND ({expired})"
     args: list[Any] = [endpoint_id, *expired_args]
     owing = _owing_cursors(conn, endpoint_id, targets)
@@ -74,7 +84,10 @@ def prune_endpoint(
                 (count, kind, endpoint_id, name),
             ).fetchone()
             skipped.append(Skipped(kind, endpoint_id, name, count, int(total)))
-    return [r[2] for r in rows], skipped
+    if not rows:
+        return None
+    ids = tuple(sorted(r[0] for r in rows))
+    return PrunedEndpoint(endpoint_id, ids, tuple(r[2] for r in rows if r[2]), tuple(skipped))
 
 
 def _expired(conn: sqlite3.Connection, endpoint_id: str, rules: RetentionRules) -> tuple[str | None, list[Any]]:
@@ -112,8 +125,9 @@ def _owing_cursors(
 
 
 def _forward_targets(options: str) -> frozenset[str]:
+    """The endpoint's forward targets from its raw `options` column, decoded as the store's cache decodes it,
+    so retention holds captures back for exactly the targets the forwarder delivers to."""
     try:
-        value = json.loads(options).get("forward_targets")
-    except (ValueError, AttributeError):
+        return frozenset(settings_from_json(options).forward_targets or ())
+    except ValueError:  # not a JSON object (the store refuses to load such a row): nothing is owed to targets
         return frozenset()
-    return frozenset(t for t in value if isinstance(t, str)) if isinstance(value, list) else frozenset()

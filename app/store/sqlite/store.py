@@ -8,30 +8,39 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import aiosqlite
 
+from app.endpoint_settings import EndpointSettings, settings_from_json, settings_to_json
+from app.events.types import (
+    INLINE_BODY_MAX,
+    EndpointChanged,
+    EndpointDeleted,
+    EventSink,
+    RequestAdded,
+    RequestsRemoved,
+    Verdict,
+    VerdictsChanged,
+)
 from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, ResponseSpec, new_endpoint_id
 from app.store.base import (
     BodySpool,
     PruneResult,
-    RequestListener,
     RequestQuery,
-    Skipped,
     Store,
     default_retention_ceiling,
 )
-from app.store.errors import BodyMissing, StorageUnavailable
+from app.store.errors import BodyMissing, NotFound, StorageUnavailable
 from app.store.sqlite.bodies import BodyFiles, iter_file
 from app.store.sqlite.deliveries import DeliveryQueries
 from app.store.sqlite.lock import DatabaseLock
-from app.store.sqlite.retention import RetentionRules, prune_all
+from app.store.sqlite.retention import PrunedEndpoint, RetentionRules, prune_all
 from app.store.sqlite.schema import migrate
 from app.store.sqlite.writer import Writer
-from app.unicode_safe import scrub
 
 log = logging.getLogger("hookscope.store")
 
@@ -41,7 +50,7 @@ HEALTH_PROBE_SECONDS = 5.0
 
 SUMMARY_COLUMNS = (
     "id, endpoint_id, received_at, method, path, query, headers, content_type, body_size, client, "
-    "http_version, rejected, body_file, provider, event_type, event_id, verify_status, verify_reason, duplicate_of"
+    "http_version, rejected, provider, event_type, event_id, verify_status, verify_reason, duplicate_of"
 )
 # The body column follows the summary ones; derived, so a migration that adds a summary column cannot stale it.
 BODY_INDEX = SUMMARY_COLUMNS.count(",") + 1
@@ -88,28 +97,33 @@ def _row_to_request(row: Any, body: bytes | None = None) -> CapturedRequest:
         client=row[9],
         http_version=row[10],
         rejected=row[11],
-        body_file=row[12],
-        provider=row[13],
-        event_type=row[14],
-        event_id=row[15],
-        verify_status=row[16],
-        verify_reason=row[17],
-        duplicate_of=row[18],
+        provider=row[12],
+        event_type=row[13],
+        event_id=row[14],
+        verify_status=row[15],
+        verify_reason=row[16],
+        duplicate_of=row[17],
         body=body,
     )
 
 
 class SQLiteStore(DeliveryQueries, Store):
+    """Every mutating method emits exactly one event per committed change to `events` (RequestsRemoved per
+    endpoint for a prune), from the writer's after-commit step: after COMMIT, in commit order, before the
+    method's awaitable completes, and never for a write that rolled back."""
+
     def __init__(
         self,
         path: Path,
         *,
+        events: EventSink,
         durability: str = "full",
         queue_size: int = 10_000,
         retention_count: int = 10_000,
         retention_age: float = 0.0,
     ) -> None:
         self.path = path
+        self.events = events
         self.durability = durability
         self.retention_count = retention_count
         self.retention_age = retention_age
@@ -119,8 +133,6 @@ class SQLiteStore(DeliveryQueries, Store):
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._reader_conns: list[aiosqlite.Connection] = []
         self._endpoints: dict[str, Endpoint] = {}
-        self._listeners: list[RequestListener] = []
-        self._endpoint_listeners: list[Callable[[str, Endpoint | None], None]] = []
 
     # lifecycle ---------------------------------------------------------------------------------------------
     def _connect_writer(self) -> sqlite3.Connection:
@@ -214,9 +226,8 @@ class SQLiteStore(DeliveryQueries, Store):
         async with self._read() as db:
             cur = await db.execute("SELECT id, name, created_at, response, options FROM endpoints")
             for row in await cur.fetchall():
-                # Settings stored by an older version may hold lone surrogates, which no query, header or
-                # response can encode: repaired once here, so forwarders and captures never see them.
-                ep = Endpoint(row[0], row[1], row[2], decode_response(row[3]), scrub(json.loads(row[4])))
+                # Decoded once here (lone surrogates from older versions repaired), never per request.
+                ep = Endpoint(row[0], row[1], row[2], decode_response(row[3]), settings_from_json(row[4]))
                 self._endpoints[ep.id] = ep
             cur = await db.execute("SELECT body_file FROM requests WHERE body_file IS NOT NULL")
             referenced = {r[0] for r in await cur.fetchall()}
@@ -234,9 +245,6 @@ class SQLiteStore(DeliveryQueries, Store):
             # Last: the next server may sweep the bodies directory the moment it gets the lock.
             self.lock.release()
 
-    def on_request(self, listener: RequestListener) -> None:
-        self._listeners.append(listener)
-
     def _read(self) -> _Reader:
         return _Reader(self._readers)
 
@@ -244,13 +252,13 @@ class SQLiteStore(DeliveryQueries, Store):
     def cached_endpoint(self, endpoint_id: str) -> Endpoint | None:
         return self._endpoints.get(endpoint_id)
 
-    async def create_endpoint(self, name: str, response: ResponseSpec, options: dict[str, Any]) -> Endpoint:
-        ep = Endpoint(new_endpoint_id(), name, time.time(), response, options)
+    async def create_endpoint(self, name: str, response: ResponseSpec, settings: EndpointSettings) -> Endpoint:
+        ep = Endpoint(new_endpoint_id(), name, time.time(), response, settings)
 
         def op(conn: sqlite3.Connection) -> Endpoint:
             conn.execute(
                 "INSERT INTO endpoints (id, name, created_at, response, options) VALUES (?, ?, ?, ?, ?)",
-                (ep.id, ep.name, ep.created_at, encode_response(response), json.dumps(options)),
+                (ep.id, ep.name, ep.created_at, encode_response(response), settings_to_json(settings)),
             )
             return ep
 
@@ -259,14 +267,7 @@ class SQLiteStore(DeliveryQueries, Store):
 
     def _cache_endpoint(self, ep: Endpoint) -> None:
         self._endpoints[ep.id] = ep
-        self._endpoint_changed(ep.id, ep)
-
-    def _endpoint_changed(self, endpoint_id: str, ep: Endpoint | None) -> None:
-        for listener in self._endpoint_listeners:
-            try:
-                listener(endpoint_id, ep)
-            except Exception:
-                log.exception("endpoint listener failed")
+        self.events.emit(EndpointChanged(ep))
 
     async def update_endpoint(
         self,
@@ -274,7 +275,7 @@ class SQLiteStore(DeliveryQueries, Store):
         *,
         name: str | None = None,
         response: ResponseSpec | None = None,
-        options: dict[str, Any] | None = None,
+        settings: EndpointSettings | None = None,
     ) -> Endpoint | None:
         current = self._endpoints.get(endpoint_id)
         if current is None:
@@ -284,13 +285,13 @@ class SQLiteStore(DeliveryQueries, Store):
             current.name if name is None else name,
             current.created_at,
             current.response if response is None else response,
-            current.options if options is None else options,
+            current.settings if settings is None else settings,
         )
 
         def op(conn: sqlite3.Connection) -> Endpoint:
             conn.execute(
                 "UPDATE endpoints SET name = ?, response = ?, options = ? WHERE id = ?",
-                (ep.name, encode_response(ep.response), json.dumps(ep.options), ep.id),
+                (ep.name, encode_response(ep.response), settings_to_json(ep.settings), ep.id),
             )
             return ep
 
@@ -311,8 +312,10 @@ class SQLiteStore(DeliveryQueries, Store):
             return files if cur.rowcount else None
 
         def after(files: list[str] | None) -> None:
+            if files is None:
+                return  # there was no such endpoint: nothing changed
             self._endpoints.pop(endpoint_id, None)
-            self._endpoint_changed(endpoint_id, None)
+            self.events.emit(EndpointDeleted(endpoint_id))
             if files:
                 self.bodies.delete(files)
 
@@ -348,6 +351,8 @@ class SQLiteStore(DeliveryQueries, Store):
 
     # requests ----------------------------------------------------------------------------------------------
     def add_request(self, new: NewRequest) -> Awaitable[CapturedRequest]:
+        body_file = self.bodies.name_of(new.spool) if new.spool is not None else None
+
         def op(conn: sqlite3.Connection) -> CapturedRequest:
             duplicate_of = None
             if new.event_id is not None:
@@ -357,45 +362,46 @@ class SQLiteStore(DeliveryQueries, Store):
                     (new.endpoint_id, new.event_id),
                 ).fetchone()
                 duplicate_of = first[0] if first else None
-            cur = conn.execute(
-                "INSERT INTO requests (endpoint_id, received_at, method, path, query, headers, content_type,"
-                " body, body_file, body_size, client, http_version, rejected, provider, event_type, event_id,"
-                " verify_status, verify_reason, duplicate_of)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    new.endpoint_id,
-                    new.received_at,
-                    new.method,
-                    new.path,
-                    new.query,
-                    encode_headers(new.headers),
-                    new.content_type,
-                    new.body,
-                    new.body_file,
-                    new.body_size,
-                    new.client,
-                    new.http_version,
-                    new.rejected,
-                    new.provider,
-                    new.event_type,
-                    new.event_id,
-                    new.verify_status,
-                    new.verify_reason,
-                    duplicate_of,
-                ),
-            )
+            try:
+                cur = conn.execute(
+                    "INSERT INTO requests (endpoint_id, received_at, method, path, query, headers, content_type,"
+                    " body, body_file, body_size, client, http_version, rejected, provider, event_type, event_id,"
+                    " verify_status, verify_reason, duplicate_of)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        new.endpoint_id,
+                        new.received_at,
+                        new.method,
+                        new.path,
+                        new.query,
+                        encode_headers(new.headers),
+                        new.content_type,
+                        new.body,
+                        body_file,
+                        new.body_size,
+                        new.client,
+                        new.http_version,
+                        new.rejected,
+                        new.provider,
+                        new.event_type,
+                        new.event_id,
+                        new.verify_status,
+                        new.verify_reason,
+                        duplicate_of,
+                    ),
+                )
+            except sqlite3.IntegrityError as exc:  # the only constraint an insert can break: the endpoint
+                raise NotFound(f"no endpoint with id {new.endpoint_id!r}") from exc
             rid = cur.lastrowid
             assert rid is not None
             return CapturedRequest.from_new(rid, new, duplicate_of)
 
-        return self.writer.submit_nowait(op, after_commit=self._announce)
+        return self.writer.submit_nowait(op, after_commit=self._added)
 
-    def _announce(self, req: CapturedRequest) -> None:
-        for listener in self._listeners:
-            try:
-                listener(req)
-            except Exception:
-                log.exception("request listener failed")
+    def _added(self, req: CapturedRequest) -> None:
+        if req.body is not None and len(req.body) > INLINE_BODY_MAX:
+            req = replace(req, body=None)  # queued events must not pin large bodies; consumers load them
+        self.events.emit(RequestAdded(req))
 
     async def get_request(self, request_id: int) -> CapturedRequest | None:
         async with self._read() as db:
@@ -406,33 +412,43 @@ class SQLiteStore(DeliveryQueries, Store):
         return _row_to_request(row, row[BODY_INDEX])
 
     async def load_body(self, request: CapturedRequest) -> bytes:
-        """Raises BodyMissing when the body file is gone, cut short or unreadable."""
+        """Raises BodyMissing when the request is gone or its body file is missing, cut short or unreadable."""
         if request.body is not None:
             return request.body
-        if request.body_file is not None:
-            try:
-                data = await self.bodies.read(request.body_file)
-            except (OSError, ValueError) as exc:
-                raise BodyMissing(request.id, _unavailable(exc)) from exc
-            if len(data) != request.body_size:
-                raise BodyMissing(request.id, f"body file holds {len(data)} bytes, expected {request.body_size}")
-            return data
-        return b""
+        inline, body_file = await self._stored_body(request.id)
+        if body_file is None:
+            return inline
+        try:
+            data = await self.bodies.read(body_file)
+        except (OSError, ValueError) as exc:
+            raise BodyMissing(request.id, _unavailable(exc)) from exc
+        if len(data) != request.body_size:
+            raise BodyMissing(request.id, f"body file holds {len(data)} bytes, expected {request.body_size}")
+        return data
 
-    def iter_body(self, request: CapturedRequest) -> AsyncIterator[bytes]:
-        """Opens a body file at the call, not at the first chunk: a missing or cut file raises BodyMissing here,
-        before a handler starts a response, so a reader never gets a truncated 200."""
-        if request.body_file is not None and request.body is None:
-            try:
-                # A blocking open and fstat on the loop: microseconds, and it keeps the check before the response.
-                f = self.bodies.open_for_read(request.body_file, request.body_size)
-            except (OSError, ValueError) as exc:
-                raise BodyMissing(request.id, _unavailable(exc)) from exc
-            return iter_file(f)
-        return self._iter_loaded(request)
+    async def iter_body(self, request: CapturedRequest) -> AsyncIterator[bytes]:
+        """Opens a body file here, not at the first chunk: a missing or cut file raises BodyMissing before a
+        handler starts a response, so a reader never gets a truncated 200."""
+        if request.body is not None:
+            return _one_chunk(request.body)
+        inline, body_file = await self._stored_body(request.id)
+        if body_file is None:
+            return _one_chunk(inline)
+        try:
+            # A blocking open and fstat on the loop: microseconds, and it keeps the check before the response.
+            f = self.bodies.open_for_read(body_file, request.body_size)
+        except (OSError, ValueError) as exc:
+            raise BodyMissing(request.id, _unavailable(exc)) from exc
+        return iter_file(f)
 
-    async def _iter_loaded(self, request: CapturedRequest) -> AsyncIterator[bytes]:
-        yield await self.load_body(request)
+    async def _stored_body(self, request_id: int) -> tuple[bytes, str | None]:
+        """(inline bytes, None) or (b"", body file name) of a committed request; BodyMissing when it is gone."""
+        async with self._read() as db:
+            cur = await db.execute("SELECT body, body_file FROM requests WHERE id = ?", (request_id,))
+            row = await cur.fetchone()
+        if row is None:
+            raise BodyMissing(request_id, "the request no longer exists")
+        return bytes(row[0] or b""), row[1]
 
     async def list_requests(self, endpoint_id: str, query: RequestQuery) -> list[CapturedRequest]:
         where = ["endpoint_id = ?"]
@@ -479,16 +495,21 @@ class SQLiteStore(DeliveryQueries, Store):
         return await self.list_requests(endpoint_id, RequestQuery(after=after, limit=limit, with_body=True))
 
     async def delete_request(self, request_id: int) -> bool:
-        def op(conn: sqlite3.Connection) -> tuple[bool, str | None]:
-            row = conn.execute("DELETE FROM requests WHERE id = ? RETURNING body_file", (request_id,)).fetchone()
-            return (row is not None, row[0] if row else None)
+        def op(conn: sqlite3.Connection) -> tuple[str, str | None] | None:
+            row = conn.execute(
+                "DELETE FROM requests WHERE id = ? RETURNING endpoint_id, body_file", (request_id,)
+            ).fetchone()
+            return (row[0], row[1]) if row else None
 
-        def after(result: tuple[bool, str | None]) -> None:
-            if result[1]:
-                self.bodies.delete([result[1]])
+        def after(result: tuple[str, str | None] | None) -> None:
+            if result is None:
+                return
+            endpoint_id, body_file = result
+            if body_file:
+                self.bodies.delete([body_file])
+            self.events.emit(RequestsRemoved(endpoint_id, (request_id,), "deleted"))
 
-        found, _ = await self.writer.submit(op, after_commit=after)
-        return found
+        return await self.writer.submit(op, after_commit=after) is not None
 
     async def clear_requests(self, endpoint_id: str) -> int:
         def op(conn: sqlite3.Connection) -> list[str | None]:
@@ -497,7 +518,12 @@ class SQLiteStore(DeliveryQueries, Store):
             ).fetchall()
             return [r[0] for r in rows]
 
-        removed = await self.writer.submit(op, after_commit=self._delete_files)
+        def after(names: list[str | None]) -> None:
+            self._delete_files(names)
+            # Even when nothing was there: "cleared" means every request up to this commit is gone.
+            self.events.emit(RequestsRemoved(endpoint_id, None, "cleared"))
+
+        removed = await self.writer.submit(op, after_commit=after)
         return len(removed)
 
     def _delete_files(self, names: list[str | None]) -> None:
@@ -510,26 +536,41 @@ class SQLiteStore(DeliveryQueries, Store):
             ceiling=ceiling if ceiling is not None else default_retention_ceiling(self.retention_count),
         )
 
-        def op(conn: sqlite3.Connection) -> tuple[list[str | None], list[Skipped]]:
+        def op(conn: sqlite3.Connection) -> list[PrunedEndpoint]:
             return prune_all(conn, rules)
 
-        def after(result: tuple[list[str | None], list[Skipped]]) -> None:
-            self._delete_files(result[0])
+        def after(pruned: list[PrunedEndpoint]) -> None:
+            for p in pruned:
+                self.bodies.delete(p.files)
+                self.events.emit(RequestsRemoved(p.endpoint_id, p.ids, "pruned", p.skipped))
 
-        files, skipped = await self.writer.submit(op, after_commit=after)
-        return PruneResult(len(files), tuple(skipped))
+        pruned = await self.writer.submit(op, after_commit=after)
+        return PruneResult(sum(len(p.ids) for p in pruned), tuple(s for p in pruned for s in p.skipped))
 
     async def update_verdicts(self, verdicts: list[tuple[int, str, str]]) -> None:
-        def op(conn: sqlite3.Connection) -> None:
-            conn.executemany(
-                "UPDATE requests SET verify_status = ?, verify_reason = ? WHERE id = ?",
-                [(status, reason, rid) for rid, status, reason in verdicts],
-            )
+        def op(conn: sqlite3.Connection) -> dict[str, list[Verdict]]:
+            changed: dict[str, list[Verdict]] = {}
+            for rid, status, reason in verdicts:
+                row = conn.execute(
+                    "UPDATE requests SET verify_status = ?, verify_reason = ? WHERE id = ? RETURNING endpoint_id",
+                    (status, reason, rid),
+                ).fetchone()
+                if row is not None:  # deleted or pruned since it was read: nothing to tell
+                    changed.setdefault(row[0], []).append(Verdict(rid, status, reason))
+            return changed
 
-        await self.writer.submit(op)
+        def after(changed: dict[str, list[Verdict]]) -> None:
+            for endpoint_id, rows in changed.items():
+                self.events.emit(VerdictsChanged(endpoint_id, tuple(rows)))
+
+        await self.writer.submit(op, after_commit=after)
 
     def new_spool(self) -> BodySpool:
         return self.bodies.new_spool()
+
+
+async def _one_chunk(body: bytes) -> AsyncIterator[bytes]:
+    yield body
 
 
 def _unavailable(exc: Exception) -> str:

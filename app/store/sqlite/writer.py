@@ -23,6 +23,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from app.store.errors import StoreBusy, StoreClosed
+
 log = logging.getLogger("hookscope.writer")
 
 T = TypeVar("T")
@@ -30,14 +32,6 @@ T = TypeVar("T")
 Op = Callable[[sqlite3.Connection], T]
 
 MAX_BATCH = 512
-
-
-class WriterOverloaded(Exception):
-    """The write queue is full: the caller should shed load (ingest answers 503 with Retry-After)."""
-
-
-class WriterClosed(Exception):
-    """The writer is shutting down and takes no new jobs."""
 
 
 @dataclass(slots=True)
@@ -88,20 +82,22 @@ class Writer:
         self._executor.shutdown(wait=True)
 
     def submit_nowait(self, op: Op[T], after_commit: Callable[[T], None] | None = None) -> asyncio.Future[T]:
-        """Queue a job without waiting for room; raise WriterOverloaded when the queue is full."""
+        """Queue a job without waiting for room; raises StoreBusy when the queue is full, StoreClosed when the
+        writer is not running."""
         if self._closing or self._task is None:
-            raise WriterClosed("writer is not running")
+            raise StoreClosed("writer is not running")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         try:
             self._queue.put_nowait(_Job(op, fut, after_commit))
         except asyncio.QueueFull:
-            raise WriterOverloaded("write queue is full") from None
+            raise StoreBusy("write queue is full") from None
         return fut
 
     async def submit(self, op: Op[T], after_commit: Callable[[T], None] | None = None) -> T:
-        """Run op in a transaction; returns after COMMIT (waits for room in the queue)."""
+        """Run op in a transaction; returns after COMMIT (waits for room in the queue). Raises StoreClosed when
+        the writer is not running."""
         if self._closing or self._task is None:
-            raise WriterClosed("writer is not running")
+            raise StoreClosed("writer is not running")
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
         await self._queue.put(_Job(op, fut, after_commit))
         return await fut

@@ -1,34 +1,38 @@
-"""SQLiteStore: retention, body files, orphan sweep, migrations, listener order."""
+"""SQLiteStore specifics: retention, body files, orphan sweep, migrations (the contract is in test_contract.py)."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from dataclasses import replace
 from pathlib import Path
 
-from app.delivery.records import DeliveryUpdate, Outcome
+from app.delivery.records import MAX_HISTORY, DeliveryUpdate, Outcome
+from app.endpoint_settings import EndpointSettings
+from app.events.bus import EventBus
+from app.events.types import RequestAdded, Skipped
 from app.models import NewRequest, ResponseSpec
 from app.store import RequestQuery, SQLiteStore
-from app.store.base import Skipped
+from app.store.base import BodySpool
 from app.store.sqlite.schema import MIGRATIONS, _split
 from app.store.sqlite.store import encode_response
 
 
-def _new(endpoint_id: str, body: bytes = b"x", at: float | None = None, body_file: str | None = None) -> NewRequest:
+def _new(endpoint_id: str, body: bytes = b"x", at: float | None = None, spool: BodySpool | None = None) -> NewRequest:
     return NewRequest(
         endpoint_id=endpoint_id, received_at=at or time.time(), method="POST", path="", query="",
-        headers=(("content-type", "text/plain"),), body=None if body_file else body, body_file=body_file,
+        headers=(("content-type", "text/plain"),), body=None if spool else body, spool=spool,
         body_size=len(body), client="127.0.0.1", http_version="1.1",
     )
 
 
 async def test_retention_by_count_and_age(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.db", retention_count=5, retention_age=3600)
+    store = SQLiteStore(tmp_path / "s.db", events=EventBus(), retention_count=5, retention_age=3600)
     await store.open()
     try:
-        ep = await store.create_endpoint("a", ResponseSpec(), {})
-        other = await store.create_endpoint("b", ResponseSpec(), {})
+        ep = await store.create_endpoint("a", ResponseSpec(), EndpointSettings())
+        other = await store.create_endpoint("b", ResponseSpec(), EndpointSettings())
         old = await store.add_request(_new(other.id, at=time.time() - 7200))
         ids = [(await store.add_request(_new(ep.id))).id for _ in range(8)]
         result = await store.prune(time.time())
@@ -41,22 +45,26 @@ async def test_retention_by_count_and_age(tmp_path: Path) -> None:
 
 
 async def test_spooled_bodies_and_orphan_sweep(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.db")
+    store = SQLiteStore(tmp_path / "s.db", events=EventBus())
     await store.open()
-    ep = await store.create_endpoint("a", ResponseSpec(), {})
+    ep = await store.create_endpoint("a", ResponseSpec(), EndpointSettings())
     spool = store.new_spool()
     spool.write(b"a" * 1000)
     await spool.finish()
-    kept = await store.add_request(_new(ep.id, b"a" * 1000, body_file=spool.name))
+    kept = await store.add_request(_new(ep.id, b"a" * 1000, spool=spool))
+    assert kept.body is None  # not loaded: the store reads it by request id
     orphan = store.new_spool()
     orphan.write(b"lost")  # a crash before commit leaves this behind
     await store.close()
     bodies = tmp_path / "s.db.bodies"
-    assert sorted(p.name for p in bodies.iterdir()) == sorted([spool.name, orphan.name])
-    store = SQLiteStore(tmp_path / "s.db")
+    conn = sqlite3.connect(tmp_path / "s.db")
+    ((name,),) = conn.execute("SELECT body_file FROM requests").fetchall()
+    conn.close()
+    assert len(list(bodies.iterdir())) == 2
+    store = SQLiteStore(tmp_path / "s.db", events=EventBus())
     await store.open()
     try:
-        assert [p.name for p in bodies.iterdir()] == [spool.name]
+        assert [p.name for p in bodies.iterdir()] == [name]
         got = await store.get_request(kept.id)
         assert got is not None and await store.load_body(got) == b"a" * 1000
         assert await store.clear_requests(ep.id) == 1
@@ -65,13 +73,14 @@ async def test_spooled_bodies_and_orphan_sweep(tmp_path: Path) -> None:
         await store.close()
 
 
-async def test_listeners_see_commits_in_id_order(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.db")
+async def test_request_events_come_in_id_order(tmp_path: Path) -> None:
+    bus = EventBus()
     seen: list[int] = []
-    store.on_request(lambda r: seen.append(r.id))
+    bus.listen(lambda e: seen.append(e.request.id) if isinstance(e, RequestAdded) else None)
+    store = SQLiteStore(tmp_path / "s.db", events=bus)
     await store.open()
     try:
-        ep = await store.create_endpoint("a", ResponseSpec(), {})
+        ep = await store.create_endpoint("a", ResponseSpec(), EndpointSettings())
         futures = [store.add_request(_new(ep.id)) for _ in range(100)]
         for f in futures:
             await f
@@ -81,7 +90,7 @@ async def test_listeners_see_commits_in_id_order(tmp_path: Path) -> None:
 
 
 async def test_schema_version_and_durability_pragmas(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.db", durability="full")
+    store = SQLiteStore(tmp_path / "s.db", events=EventBus(), durability="full")
     await store.open()
     await store.close()
     conn = sqlite3.connect(tmp_path / "s.db")
@@ -90,11 +99,13 @@ async def test_schema_version_and_durability_pragmas(tmp_path: Path) -> None:
 
 
 async def test_endpoints_survive_restart(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "s.db")
+    store = SQLiteStore(tmp_path / "s.db", events=EventBus())
     await store.open()
-    ep = await store.create_endpoint("keep", ResponseSpec(status=204), {"x": 1})
+    ep = await store.create_endpoint(
+        "keep", ResponseSpec(status=204), EndpointSettings(forward_targets=("http://127.0.0.1:9/in",), replay_target="http://h/r")
+    )
     await store.close()
-    store = SQLiteStore(tmp_path / "s.db")
+    store = SQLiteStore(tmp_path / "s.db", events=EventBus())
     await store.open()
     try:
         again = store.cached_endpoint(ep.id)
@@ -108,10 +119,10 @@ async def test_requests_after_carries_exact_bodies_of_detected_requests(tmp_path
     # Stripe event caught up by a forwarder or relay was sent with the body "stripe".
     from dataclasses import replace
 
-    store = SQLiteStore(tmp_path / "s.db")
+    store = SQLiteStore(tmp_path / "s.db", events=EventBus())
     await store.open()
     try:
-        ep = await store.create_endpoint("a", ResponseSpec(), {})
+        ep = await store.create_endpoint("a", ResponseSpec(), EndpointSettings())
         body = b'{"id": "evt_1", "type": "invoice.paid"}'
         detected = replace(_new(ep.id, body), provider="stripe", event_type="invoice.paid", event_id="evt_1")
         first = await store.add_request(detected)
@@ -129,7 +140,7 @@ async def test_requests_after_carries_exact_bodies_of_detected_requests(tmp_path
 
 
 async def _store(tmp_path: Path, **kw: float) -> SQLiteStore:
-    store = SQLiteStore(tmp_path / "s.db", **kw)  # type: ignore[arg-type]
+    store = SQLiteStore(tmp_path / "s.db", events=EventBus(), **kw)  # type: ignore[arg-type]
     await store.open()
     return store
 
@@ -141,7 +152,7 @@ async def _ids(store: SQLiteStore, endpoint_id: str) -> list[int]:
 async def test_prune_keeps_what_a_relay_still_owes_then_prunes_once_acked(tmp_path: Path) -> None:
     store = await _store(tmp_path, retention_count=5)
     try:
-        ep = await store.create_endpoint("a", ResponseSpec(), {})
+        ep = await store.create_endpoint("a", ResponseSpec(), EndpointSettings())
         ids = [(await store.add_request(_new(ep.id))).id for _ in range(20)]
         await store.set_cursor("relay", ep.id, "laptop", ids[3])  # got the first four, then went away
         result = await store.prune(time.time())
@@ -160,7 +171,7 @@ async def test_prune_past_the_ceiling_drops_the_oldest_and_counts_them_per_curso
     store = await _store(tmp_path, retention_count=5)
     try:
         target = "http://127.0.0.1:9/hook"
-        ep = await store.create_endpoint("a", ResponseSpec(), {"forward_targets": [target]})
+        ep = await store.create_endpoint("a", ResponseSpec(), EndpointSettings(forward_targets=(target,)))
         ids = []
         for i in range(20):
             rejected = "body too large" if i == 6 else None  # metadata only: owes nothing, never counted
@@ -195,7 +206,7 @@ async def test_prune_past_the_ceiling_drops_the_oldest_and_counts_them_per_curso
 async def test_age_pruning_keeps_owed_captures_until_the_ceiling(tmp_path: Path) -> None:
     store = await _store(tmp_path, retention_count=0, retention_age=3600)
     try:
-        ep = await store.create_endpoint("a", ResponseSpec(), {})
+        ep = await store.create_endpoint("a", ResponseSpec(), EndpointSettings())
         old = time.time() - 7200
         ids = [(await store.add_request(_new(ep.id, at=old))).id for _ in range(10)]
         fresh = [(await store.add_request(_new(ep.id))).id for _ in range(2)]
@@ -216,7 +227,7 @@ async def test_age_pruning_keeps_owed_captures_until_the_ceiling(tmp_path: Path)
 async def test_a_delivery_for_a_pruned_request_still_moves_the_cursor(tmp_path: Path) -> None:
     store = await _store(tmp_path)
     try:
-        ep = await store.create_endpoint("a", ResponseSpec(), {})
+        ep = await store.create_endpoint("a", ResponseSpec(), EndpointSettings())
         gone = await store.add_request(_new(ep.id))
         kept = await store.add_request(_new(ep.id))
         assert await store.delete_request(gone.id)
@@ -234,6 +245,29 @@ async def test_a_delivery_for_a_pruned_request_still_moves_the_cursor(tmp_path: 
         assert await store.delete_endpoint(ep.id)
         assert await store.record_delivery(replace(update, request_id=kept.id), ("relay", "laptop", kept.id)) == 0
         assert await store.get_cursor("relay", ep.id, "laptop") is None
+    finally:
+        await store.close()
+
+
+async def test_a_history_longer_than_the_cap_shrinks_towards_it(tmp_path: Path) -> None:
+    # Older versions let a history grow without bound: each new attempt now drops two entries until it fits.
+    store = await _store(tmp_path)
+    try:
+        ep = await store.create_endpoint("a", ResponseSpec(), EndpointSettings())
+        req = await store.add_request(_new(ep.id))
+        update = DeliveryUpdate(req.id, ep.id, "forward", "http://x", "", "pending", 1, Outcome(error="e"))
+        delivery_id = await store.record_delivery(update)
+        entries = [{"at": 0, "status": None, "latency_ms": None, "error": str(i)} for i in range(MAX_HISTORY + 3)]
+        conn = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+        conn.execute("UPDATE deliveries SET history = ? WHERE id = ?", (json.dumps(entries), delivery_id))
+        conn.close()
+        lengths = []
+        for _ in range(3):
+            await store.record_delivery(update)
+            got = await store.get_delivery(delivery_id)
+            assert got is not None and got.history[-1]["error"] == "e"
+            lengths.append(len(got.history))
+        assert lengths == [MAX_HISTORY + 2, MAX_HISTORY + 1, MAX_HISTORY]
     finally:
         await store.close()
 

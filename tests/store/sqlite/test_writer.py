@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from app.store.sqlite.writer import Writer, WriterClosed, WriterOverloaded
+from app.store.errors import StoreBusy, StoreClosed
+from app.store.sqlite.writer import Writer
 
 
 def _connect(path: Path) -> sqlite3.Connection:
@@ -63,13 +64,13 @@ async def test_full_queue_refuses(tmp_path: Path) -> None:
     w = Writer(lambda: _connect(tmp_path / "w.db"), queue_size=5)
     await w.start()
     accepted = []
-    with pytest.raises(WriterOverloaded):
+    with pytest.raises(StoreBusy):
         for i in range(100):
             accepted.append(w.submit_nowait(_insert(i)))
     assert len(accepted) == 5
     await asyncio.gather(*accepted)
     await w.stop()
-    with pytest.raises(WriterClosed):
+    with pytest.raises(StoreClosed):
         w.submit_nowait(_insert(999))
 
 

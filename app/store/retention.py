@@ -1,0 +1,33 @@
+"""The retention part of the store contract: the count cap and maximum age, holding back captures still owed."""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+
+from app.events.types import Skipped
+
+
+def default_retention_ceiling(retention_count: int) -> int:
+    """The ceiling when none is configured: 10x the count cap, or 100,000 without one. The one definition:
+    Settings.retention_ceiling None means this, and the janitor logs the number it returns."""
+    return 10 * retention_count if retention_count > 0 else 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class PruneResult:
+    removed: int
+    skipped: tuple[Skipped, ...] = ()
+
+
+class RetentionStore(abc.ABC):
+    @abc.abstractmethod
+    async def prune(self, now: float, ceiling: int | None = None) -> PruneResult:
+        """Apply retention (count cap and max age) per endpoint; returns after COMMIT.
+
+        A capture still owed (id above the acked_id of a relay cursor, or of a forward cursor whose target is
+        still configured; rejected records owe nothing) is kept even when the cap or age would remove it, as
+        long as the endpoint holds at most `ceiling` captures (None: default_retention_ceiling). Past the
+        ceiling the oldest owed captures go, and each cursor's `skipped` count grows, in the same transaction,
+        by those it had not acknowledged; the result lists these increments.
+        """
