@@ -145,7 +145,7 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     app = create_app(settings)
     try:
-        app.store.claim()  # before uvicorn: a second server or a read-only file stops here, status 1
+        app.services.store.claim()  # before uvicorn: a second server or a read-only file stops here, status 1
     except StorageUnavailable as exc:
         print(f"hookscope: {exc}", file=sys.stderr)
         return 1

@@ -2,7 +2,7 @@
 
 Python strings can hold them (JSON's `"\\ud800"` escape, or `json.loads` of bytes, which decodes with
 `surrogatepass`), but nothing downstream can: SQLite, UTF-8 responses and latin-1 header encoding all raise on
-them. The API refuses them at the edge (`find_surrogate`, used by `app.web.api.read_json`); data that may already
+them. The API refuses them at the edge (`find_surrogate`, used by `app.web.params.read_json`); data that may already
 hold them (settings stored by an older version, JSON from a relay client) is repaired with `scrub`, which
 replaces each one with U+FFFD.
 """

@@ -1,1 +1,2 @@
-"""app/client"""
+"""Client side: `hookscope forward`, the relay client that receives an endpoint's captures over a websocket and sends
+them to local targets."""

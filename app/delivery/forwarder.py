@@ -11,30 +11,26 @@ write and moves on, and the single writer commits them in order.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
 from app.delivery.feed import CaptureFeed
 from app.delivery.outgoing import Outgoing, TargetError, build_outgoing, parse_target
-from app.delivery.records import DeliveryState, DeliveryUpdate, Outcome
+from app.delivery.pending_writes import PendingWrites
+from app.delivery.records import AnswerSink, DeliveryState, DeliveryUpdate, Outcome
 from app.delivery.retry import RetryPolicy
-from app.delivery.ssrf import ForwardPolicy, Resolver, TargetRefused, system_resolver
-from app.delivery.wire import KEEP_BODY, HttpClient, HttpResponse, ProtocolError, describe_error
+from app.delivery.sender import Sender
+from app.delivery.wire import describe_error
 from app.events.types import EndpointChanged, EndpointDeleted, Event, RequestAdded
-from app.ingest.passthrough import Passthrough
 from app.models import CapturedRequest, Endpoint
 from app.store.base import CursorAdvance, Store
 from app.store.errors import BodyMissing
 
 log = logging.getLogger("hookscope.forward")
 
-MAX_PENDING_WRITES = 256
-PASSTHROUGH_KEEP = 1024 * 1024
 
 
 @dataclass
@@ -57,45 +53,15 @@ class WorkerStatus:
         }
 
 
-def outcome_of(resp: HttpResponse) -> Outcome:
-    """What a delivery record keeps of a response: status, latency, headers and the first KEEP_BODY bytes."""
-    return Outcome(resp.status, round(resp.latency_ms, 3), resp.headers, resp.body[:KEEP_BODY], resp.body_size)
-
-
-class Sender:
-    """One attempt at sending a request to a target through the SSRF guard; errors become outcomes."""
-
-    def __init__(self, policy: ForwardPolicy, timeout: float, resolver: Resolver = system_resolver) -> None:
-        self.policy = policy
-        self.timeout = timeout
-        self.resolver = resolver
-        self.client = HttpClient(lookup=self._lookup)
-
-    async def _lookup(self, host: str, port: int) -> list[str]:
-        return await self.policy.resolve(host, port, self.resolver)
-
-    async def attempt(self, out: Outgoing) -> tuple[Outcome, bytes]:
-        """(outcome, full body up to 1 MiB for passthrough)."""
-        started = time.perf_counter()
-        try:
-            resp = await self.client.send(out, self.timeout, keep=PASSTHROUGH_KEEP)
-        except TargetRefused as exc:
-            return Outcome.failure(str(exc), final=True), b""
-        except (OSError, TimeoutError, ProtocolError, EOFError, asyncio.IncompleteReadError) as exc:
-            return Outcome.failure(describe_error(exc), round((time.perf_counter() - started) * 1000, 3)), b""
-        except Exception as exc:  # a bug must fail this one attempt (final: it would fail again), not its caller
-            log.exception("sending to %s failed unexpectedly", out.url)
-            ms = round((time.perf_counter() - started) * 1000, 3)
-            return Outcome.failure(f"internal error while sending: {describe_error(exc)}", ms, final=True), b""
-        return outcome_of(resp), resp.body if not resp.truncated else b""
-
-    async def aclose(self) -> None:
-        await self.client.aclose()
-
-
 class Forwarder:
     def __init__(
-        self, store: Store, feed: CaptureFeed, sender: Sender, retry: RetryPolicy, passthrough: Passthrough | None
+        self,
+        store: Store,
+        feed: CaptureFeed,
+        sender: Sender,
+        retry: RetryPolicy,
+        passthrough: AnswerSink | None,
+        writes: PendingWrites,
     ) -> None:
         self.store = store
         self.feed = feed
@@ -104,7 +70,7 @@ class Forwarder:
         self.passthrough = passthrough
         self._workers: dict[tuple[str, str], _Worker] = {}
         self._last_id = 0
-        self._writes: collections.deque[Awaitable[int]] = collections.deque()
+        self.writes = writes
         self._started = False
 
     # lifecycle -------------------------------------------------------------------------------------------------
@@ -123,13 +89,8 @@ class Forwarder:
         for w in workers:
             with contextlib.suppress(asyncio.CancelledError):
                 await w.task
-        await self.flush()
+        await self.writes.flush()
         await self.sender.aclose()
-
-    async def flush(self) -> None:
-        while self._writes:
-            with contextlib.suppress(Exception):
-                await self._writes.popleft()
 
     # bus listener (runs in the store's after-commit step) ------------------------------------------------------
     def on_event(self, event: Event) -> None:
@@ -169,24 +130,6 @@ class Forwarder:
             and req.id > w.start_after
         ]
 
-    def track(self, write: Awaitable[int]) -> Awaitable[int]:
-        """Keep a queued delivery write until it commits (stop() flushes them); drop the committed ones."""
-        while self._writes:
-            head = self._writes[0]
-            if not (isinstance(head, asyncio.Future) and head.done()):
-                break
-            self._writes.popleft()
-            if not head.cancelled() and head.exception() is not None:
-                log.error("recording a delivery failed: %s", head.exception())
-        self._writes.append(write)
-        return write
-
-    async def backpressure(self) -> None:
-        """Let the writer catch up when a worker runs far ahead of it."""
-        while len(self._writes) > MAX_PENDING_WRITES:
-            with contextlib.suppress(Exception):
-                await self._writes.popleft()
-
 
 class _Worker:
     def __init__(self, owner: Forwarder, endpoint_id: str, target: str, start_after: int) -> None:
@@ -225,7 +168,7 @@ class _Worker:
             log.exception("forwarding request %d to %s failed unexpectedly; moving on", req.id, self.target)
             outcome = Outcome.failure(f"internal error while forwarding: {describe_error(exc)}", final=True)
             update = DeliveryUpdate(req.id, req.endpoint_id, "forward", self.target, "", "dead", 1, outcome)
-            self.owner.track(self.owner.store.record_delivery(update, ("forward", self.target, req.id)))
+            self.owner.writes.track(self.owner.store.record_delivery(update, ("forward", self.target, req.id)))
             self.status.current_id = None
             self.status.attempts = 0
             self.status.next_attempt_at = None
@@ -277,8 +220,8 @@ class _Worker:
                 req.id, req.endpoint_id, "forward", self.target, "", state, 1, outcome, next_attempt_at=next_at
             )
             cursor: CursorAdvance | None = ("forward", self.target, req.id) if wait is None else None
-            owner.track(owner.store.record_delivery(update, cursor))
-            await owner.backpressure()
+            owner.writes.track(owner.store.record_delivery(update, cursor))
+            await owner.writes.backpressure()
             self.status.last_error = outcome.error or (None if outcome.ok else f"HTTP {outcome.status}")
             if wait is None:
                 self.status.current_id = None

@@ -135,11 +135,3 @@ def build_outgoing(
     if body or had_framing or method.upper() in ("POST", "PUT", "PATCH"):
         out.append((b"content-length", str(len(body)).encode()))
     return Outgoing(target, method, path_query, out, body)
-
-
-def response_headers_for_sender(headers: RawHeaders) -> RawHeaders:
-    """A target's response headers as passthrough returns them: hop-by-hop and framing dropped (the capture
-    server recomputes Content-Length; Date and Server would be duplicated by uvicorn)."""
-    tokens = {t.strip().lower() for n, v in headers if n.lower() == b"connection" for t in v.split(b",")}
-    drop = HOP_BY_HOP | {b"content-length", b"date", b"server"} | tokens
-    return [(n, v) for n, v in headers if n.lower() not in drop]

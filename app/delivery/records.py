@@ -5,14 +5,15 @@ kind: "forward" (server-side, per target, retried), "relay" (a `hookscope forwar
 answered 1xx-3xx), "failed" (it answered 4xx, or the guard refused it: not worth retrying), "dead" (retries
 exhausted; can be retried by hand).
 
-Pure data: nothing here sends anything (the sender turns responses and errors into an `Outcome`).
+Pure data: nothing here sends anything (the sender turns responses and errors into an `Outcome`); `AnswerSink`
+is the one interface, so that deliverers need not know who waits for an answer.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from app.delivery.outgoing import RawHeaders
 from app.delivery.retry import retryable_status
@@ -54,6 +55,14 @@ class Outcome:
 
     def history_entry(self) -> dict[str, Any]:
         return {"at": self.at, "status": self.status, "latency_ms": self.latency_ms, "error": self.error}
+
+
+class AnswerSink(Protocol):
+    """Who wants a target's answer to a delivered request before it is recorded (passthrough hands it back to
+    the original sender). Deliverers call `offer` for every HTTP answer they get, complete or cut short; it runs
+    on the event loop and must not block, await or raise."""
+
+    def offer(self, request_id: int, status: int, headers: RawHeaders, body: bytes, complete: bool) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,18 +34,17 @@ import json
 import logging
 import re
 import time
-from dataclasses import dataclass, field
 from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.delivery.feed import CaptureFeed
-from app.delivery.forwarder import Forwarder
-from app.delivery.records import DeliveryState, DeliveryUpdate, Outcome
+from app.delivery.pending_writes import PendingWrites
+from app.delivery.records import AnswerSink, DeliveryState, DeliveryUpdate, Outcome
+from app.delivery.relay_sessions import RelaySession, RelaySessions
 from app.delivery.wire import describe_error
 from app.events.bus import EventBus, Subscription, SubscriptionEvicted
 from app.events.types import RequestsRemoved
-from app.ingest.passthrough import Passthrough
 from app.models import CapturedRequest, Endpoint
 from app.store.base import CursorAdvance, Store
 from app.tasks import first_completed
@@ -59,34 +58,18 @@ NAME_RE = re.compile(r"^[A-Za-z0-9._:@-]{1,100}$")
 MAX_ACK_BODY = 1024 * 1024
 
 
-@dataclass
-class RelaySession:
-    endpoint_id: str
-    name: str
-    remote: str | None
-    acked_id: int
-    connected_at: float = field(default_factory=time.time)
-    last_seen_at: float = field(default_factory=time.time)
-    sent_id: int = 0
-    in_flight: int = 0
-    websocket: WebSocket | None = None
-
-
 class RelayHub:
     def __init__(
-        self, store: Store, bus: EventBus, feed: CaptureFeed, forwarder: Forwarder, passthrough: Passthrough | None,
-        ping_interval: float,
+        self, store: Store, bus: EventBus, feed: CaptureFeed, writes: PendingWrites, passthrough: AnswerSink | None,
+        sessions: RelaySessions, ping_interval: float,
     ) -> None:
         self.store = store
         self.bus = bus
         self.feed = feed
-        self.forwarder = forwarder
+        self.writes = writes
         self.passthrough = passthrough
         self.ping_interval = ping_interval
-        self.sessions: dict[tuple[str, str], RelaySession] = {}
-
-    def connected(self, endpoint_id: str) -> bool:
-        return any(k[0] == endpoint_id for k in self.sessions)
+        self.sessions = sessions
 
     async def status(self, endpoint_id: str) -> list[dict[str, Any]]:
         """Relays of an endpoint: connected ones and every one with a stored cursor."""
@@ -95,10 +78,8 @@ class RelayHub:
         for name, acked, updated in await self.store.list_cursors(endpoint_id, "relay"):
             rows[name] = {"name": name, "connected": False, "acked_id": acked, "acked_at": updated,
                           "connected_at": None, "last_seen_at": None, "remote": None, "in_flight": 0}
-        for (eid, name), s in self.sessions.items():
-            if eid != endpoint_id:
-                continue
-            row = rows.setdefault(name, {"name": name, "acked_at": None})
+        for s in self.sessions.of_endpoint(endpoint_id):
+            row = rows.setdefault(s.name, {"name": s.name, "acked_at": None})
             row.update(connected=True, acked_id=max(s.acked_id, row.get("acked_id") or 0),
                        connected_at=s.connected_at, last_seen_at=s.last_seen_at, remote=s.remote,
                        in_flight=s.in_flight)
@@ -109,7 +90,7 @@ class RelayHub:
 
     async def close_all(self) -> None:
         """At shutdown: close every relay socket (its handler then ends on its own)."""
-        for s in list(self.sessions.values()):
+        for s in self.sessions.all():
             if s.websocket is not None:
                 with contextlib.suppress(Exception):
                     await s.websocket.close(1001)
@@ -130,16 +111,14 @@ class RelayHub:
         except ValueError as exc:
             await _refuse(ws, "invalid_from", str(exc))
             return
-        key = (ep.id, name)
-        old = self.sessions.get(key)
+        client = ws.client
+        session = RelaySession(ep.id, name, f"{client.host}:{client.port}" if client else None, cursor)
+        session.websocket = ws
+        old = self.sessions.put(session)
         if old is not None and old.websocket is not None:
             # The same relay reconnected (laptop woke up, network changed): the old socket is stale.
             with contextlib.suppress(Exception):
                 await old.websocket.close(4000, "replaced by a new connection")
-        client = ws.client
-        session = RelaySession(ep.id, name, f"{client.host}:{client.port}" if client else None, cursor)
-        session.websocket = ws
-        self.sessions[key] = session
         log.info("relay %s connected to endpoint %s at cursor %d", name, ep.id, cursor)
         window = asyncio.Semaphore(WINDOW)
         # Subscribed before the hello's total is read: a prune committed after that read is in this queue.
@@ -161,8 +140,7 @@ class RelayHub:
                     log.warning("relay %s ended: %r", name, error)
         finally:
             removals.close()
-            if self.sessions.get(key) is session:
-                del self.sessions[key]
+            self.sessions.remove(session)
             with contextlib.suppress(Exception):
                 await ws.close()
             log.info("relay %s disconnected (acked %d)", name, session.acked_id)
@@ -238,7 +216,7 @@ class RelayHub:
         cursor: CursorAdvance | None = ("relay", session.name, req.id) if session.in_flight == 0 else None
         update = DeliveryUpdate(req.id, session.endpoint_id, "relay", "", session.name, "dead", 1,
                                 Outcome.failure(reason))
-        self.forwarder.track(self.store.record_delivery(update, cursor))
+        self.writes.track(self.store.record_delivery(update, cursor))
         if cursor is not None:
             session.acked_id = max(session.acked_id, req.id)
 
@@ -309,7 +287,7 @@ class RelayHub:
             rid, session.endpoint_id, "relay", str(msg.get("target") or "")[:2000], session.name, state,
             max(1, int(msg.get("attempts") or 1)), outcome,
         )
-        self.forwarder.track(self.store.record_delivery(update, ("relay", session.name, rid)))
+        self.writes.track(self.store.record_delivery(update, ("relay", session.name, rid)))
         session.acked_id = max(session.acked_id, rid)
 
     def _bad_ack(self, session: RelaySession, item: Any, exc: Exception) -> bool:
@@ -324,7 +302,7 @@ class RelayHub:
         log.warning("relay %s: request %d: %s", session.name, rid, reason)
         update = DeliveryUpdate(rid, session.endpoint_id, "relay", "", session.name, "dead", 1,
                                 Outcome.failure(reason))
-        self.forwarder.track(self.store.record_delivery(update, ("relay", session.name, rid)))
+        self.writes.track(self.store.record_delivery(update, ("relay", session.name, rid)))
         session.acked_id = max(session.acked_id, rid)
         return True
 

@@ -10,10 +10,10 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from app.delivery.forwarder import Sender
 from app.delivery.outgoing import TargetError, build_outgoing, parse_target
 from app.delivery.records import Delivery, DeliveryState, DeliveryUpdate, Outcome
 from app.delivery.resign import Resigner
+from app.delivery.sender import Sender
 from app.delivery.wire import describe_error
 from app.models import CapturedRequest, display_to_latin1
 from app.providers import mask_secret

@@ -18,12 +18,12 @@ from typing import Any
 from starlette.types import Message, Receive, Scope, Send
 
 from app.ingest.clientaddr import Network, client_address
+from app.json_errors import error_body
 from app.models import CapturedRequest, Endpoint, NewRequest
 from app.providers.awareness import DETECT_MAX, analyse
 from app.settings import Settings
 from app.store.base import BodySpool, Store
 from app.store.errors import StoreBusy, StoreClosed
-from app.web.errors import error_body
 
 log = logging.getLogger("hookscope.capture")
 
@@ -34,9 +34,9 @@ PREFIX = b"/h/"
 DRAIN_BYTES = 64 * 1024 * 1024
 DRAIN_SECONDS = 30.0
 
-# Optional hooks that later features install on the capture app (kept as attributes, not globals):
-# a GET with Accept: text/event-stream on the ingest URL becomes a live stream (smee.io compatibility),
-# and an endpoint may answer with a forwarded target's response (passthrough).
+# What the capture app is composed with (app/services.py): a GET with Accept: text/event-stream on the ingest URL
+# becomes a live stream (smee.io compatibility), and an endpoint may answer with a forwarded target's response
+# (passthrough).
 StreamHandler = Callable[[Endpoint, Scope, Receive, Send], Awaitable[None]]
 ResponseHook = Callable[[Endpoint, CapturedRequest], Awaitable["Reply | None"]]
 
@@ -63,14 +63,21 @@ class _SpoolFailed(Exception):
 
 
 class CaptureApp:
-    def __init__(self, settings: Settings, store: Store, trusted: tuple[Network, ...]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        store: Store,
+        trusted: tuple[Network, ...],
+        stream_handler: StreamHandler | None = None,
+        response_hook: ResponseHook | None = None,
+    ) -> None:
         self.settings = settings
         self.store = store
         self.trusted = trusted
+        self.stream_handler = stream_handler
+        self.response_hook = response_hook
         # Analysing a spilled body means reading it into memory: one at a time keeps memory bounded.
         self._big_analysis = asyncio.Semaphore(1)
-        self.stream_handler: StreamHandler | None = None
-        self.response_hook: ResponseHook | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")

@@ -14,7 +14,8 @@ import contextlib
 import time
 from collections.abc import Callable
 
-from app.delivery.outgoing import RawHeaders, response_headers_for_sender
+from app.delivery.outgoing import HOP_BY_HOP, RawHeaders
+from app.delivery.relay_sessions import RelaySessions
 from app.endpoint_settings import DEFAULT_PASSTHROUGH_TIMEOUT
 from app.events.types import Event, RequestAdded
 from app.ingest.capture import Reply
@@ -24,9 +25,9 @@ MAX_WAITING = 10_000
 
 
 class Passthrough:
-    def __init__(self, endpoint_of: Callable[[str], Endpoint | None], has_deliverer: Callable[[str], bool]) -> None:
+    def __init__(self, endpoint_of: Callable[[str], Endpoint | None], relays: RelaySessions) -> None:
         self.endpoint_of = endpoint_of
-        self.has_deliverer = has_deliverer
+        self.relays = relays
         self._waiting: dict[int, asyncio.Future[Reply]] = {}
 
     def on_event(self, event: Event) -> None:
@@ -37,7 +38,9 @@ class Passthrough:
         ep = self.endpoint_of(req.endpoint_id)
         if ep is None or ep.settings.passthrough is None or req.rejected:
             return
-        if not self.has_deliverer(req.endpoint_id):
+        # Nothing will deliver it (no forward target, no relay connected): the sender gets the configured answer
+        # at once instead of waiting out the deadline.
+        if not ep.settings.forward_targets and not self.relays.connected(req.endpoint_id):
             return
         if len(self._waiting) >= MAX_WAITING:  # a sender that vanished never collected its waiter
             self._waiting.pop(next(iter(self._waiting)))
@@ -65,3 +68,11 @@ class Passthrough:
             return None
         finally:
             self._waiting.pop(captured.id, None)
+
+
+def response_headers_for_sender(headers: RawHeaders) -> RawHeaders:
+    """A target's response headers as passthrough returns them: hop-by-hop and framing dropped (the capture
+    server recomputes Content-Length; Date and Server would be duplicated by uvicorn)."""
+    tokens = {t.strip().lower() for n, v in headers if n.lower() == b"connection" for t in v.split(b",")}
+    drop = HOP_BY_HOP | {b"content-length", b"date", b"server"} | tokens
+    return [(n, v) for n, v in headers if n.lower() not in drop]

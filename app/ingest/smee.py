@@ -32,13 +32,13 @@ from urllib.parse import parse_qs
 
 from starlette.types import Message, Receive, Scope, Send
 
+from app.credentials import bearer_matches, token_matches
 from app.delivery.feed import CaptureFeed
 from app.delivery.outgoing import HOP_BY_HOP
+from app.json_errors import error_body
 from app.models import CapturedRequest, Endpoint, latin1_to_display
 from app.store.base import Store
 from app.tasks import first_completed
-from app.web.auth import token_matches
-from app.web.errors import error_body
 
 # Not request fields but hop framing; smee-client sets its own Content-Length, and fetch refuses some of these.
 _SKIP = {n.decode() for n in HOP_BY_HOP} | {"content-length", "host"}
@@ -99,12 +99,7 @@ class SmeeStream:
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         if any(token_matches(self.token, t) for t in query.get("token", [])):
             return True
-        for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, presented = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer" and token_matches(self.token, presented.strip()):
-                    return True
-        return False
+        return bearer_matches(scope["headers"], self.token)
 
     async def __call__(self, endpoint: Endpoint, scope: Scope, receive: Receive, send: Send) -> None:
         if not self._authorised(scope):

@@ -1,6 +1,7 @@
 """Provider awareness: detection, signature verification, re-signing.
 
-Pure functions over captured requests; no I/O. See docs/providers.md.
+Pure functions over captured requests, no I/O, except awareness.py: it adapts captures to them and re-checks
+stored verdicts through the store. See docs/providers.md.
 """
 
 from app.providers.config import SCHEMES, VerifyConfig

@@ -39,8 +39,8 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from uvicorn.server import ServerState
 
+from app.json_errors import error_body
 from app.settings import Settings
-from app.web.errors import error_body
 
 log = logging.getLogger("hookscope.http")
 

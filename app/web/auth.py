@@ -14,7 +14,8 @@ from urllib.parse import quote
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from app.web.errors import error_body
+from app.credentials import bearer_matches
+from app.json_errors import error_body
 
 COOKIE = "hookscope_session"
 PUBLIC_PREFIXES = ("/static/", "/login", "/healthz")
@@ -22,10 +23,6 @@ PUBLIC_PREFIXES = ("/static/", "/login", "/healthz")
 
 def session_value(token: str) -> str:
     return hmac.new(token.encode(), b"hookscope browser session v1", hashlib.sha256).hexdigest()
-
-
-def token_matches(token: str, presented: str) -> bool:
-    return hmac.compare_digest(token.encode(), presented.encode())
 
 
 class AuthMiddleware:
@@ -74,12 +71,10 @@ class AuthMiddleware:
 
     def authorised(self, scope: Scope) -> bool:
         assert self.token is not None and self.session is not None
+        if bearer_matches(scope["headers"], self.token):
+            return True
         for name, value in scope["headers"]:
-            if name == b"authorization":
-                scheme, _, presented = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer" and token_matches(self.token, presented.strip()):
-                    return True
-            elif name == b"cookie":
+            if name == b"cookie":
                 cookie: SimpleCookie = SimpleCookie()
                 try:
                     cookie.load(value.decode("latin-1"))

@@ -16,6 +16,7 @@ from typing import Any
 from app.delivery.resign import render_resign
 from app.endpoint_settings import SETTING_NAMES, EndpointSettings, SettingName
 from app.models import Endpoint, EndpointStats, ResponseSpec, rfc3339
+from app.web.urls import ingest_url, inspect_url
 
 log = logging.getLogger("hookscope.api")
 
@@ -103,16 +104,12 @@ def parse_endpoint_input(data: Any, existing: EndpointSettings | None) -> Endpoi
     return EndpointInput(name, response, settings)
 
 
-def ingest_url(base_url: str, endpoint_id: str) -> str:
-    return f"{base_url}/h/{endpoint_id}"
-
-
 def endpoint_json(ep: Endpoint, stats: EndpointStats, base_url: str) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": ep.id,
         "name": ep.name,
         "ingest_url": ingest_url(base_url, ep.id),
-        "inspect_url": f"{base_url}/e/{ep.id}",
+        "inspect_url": inspect_url(base_url, ep.id),
         "created_at": rfc3339(ep.created_at),
         "request_count": stats.request_count,
         "last_request_at": rfc3339(stats.last_request_at) if stats.last_request_at else None,

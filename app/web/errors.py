@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from app.unicode_safe import scrub_text
+from app.json_errors import error_body
 
 
 class ApiError(Exception):
@@ -18,11 +17,6 @@ class ApiError(Exception):
         self.code = code
         self.message = message
         self.headers = headers
-
-
-def error_body(code: str, message: str) -> bytes:
-    # Messages quote user input: a lone surrogate there would go out as a \ud800 escape no client can decode.
-    return json.dumps({"error": {"code": code, "message": scrub_text(message)}}).encode()
 
 
 def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:

@@ -21,7 +21,7 @@ from typing import Any
 from starlette.routing import WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketDisconnected
 
-from app.events.bus import EventBus, Subscription, SubscriptionEvicted
+from app.events.bus import Subscription, SubscriptionEvicted
 from app.events.types import (
     DeliveryRecorded,
     EndpointChanged,
@@ -32,10 +32,12 @@ from app.events.types import (
     VerdictsChanged,
 )
 from app.models import CapturedRequest
+from app.services import services_of
 from app.store.base import RequestQuery, Store
 from app.tasks import first_completed
 from app.web.endpoint_schema import endpoint_json
 from app.web.security_headers import same_origin
+from app.web.urls import base_url
 
 log = logging.getLogger("hookscope.live")
 
@@ -58,8 +60,8 @@ async def live_socket(ws: WebSocket) -> None:
         await ws.accept()
         await ws.close(1008, "cross-origin websocket refused")
         return
-    store: Store = ws.app.state.store
-    bus: EventBus = ws.app.state.bus
+    services = services_of(ws)
+    store, bus = services.store, services.bus
     ep = store.cached_endpoint(ws.path_params["endpoint_id"])
     ws.state.send_lock = asyncio.Lock()
     await ws.accept()
@@ -75,7 +77,7 @@ async def live_socket(ws: WebSocket) -> None:
         await _close(ws, 4400, "after must be a non-negative integer")
         return
     # Subscribed before anything is read: whatever commits from now on is in this queue. Summaries only.
-    sub = bus.subscribe(ep.id, maxsize=getattr(ws.app.state, "live_queue_size", QUEUE_SIZE))
+    sub = bus.subscribe(ep.id, maxsize=QUEUE_SIZE)
     try:
         await _serve(ws, store, sub, ep.id, after)
     finally:
@@ -162,19 +164,10 @@ async def _frame(ws: WebSocket, store: Store, event: Event) -> dict[str, Any]:
         ]}
     if isinstance(event, EndpointChanged):
         stats = await store.endpoint_stats(event.endpoint_id)
-        return {"type": "endpoint", "endpoint": endpoint_json(event.endpoint, stats, _base_url(ws))}
+        return {"type": "endpoint", "endpoint": endpoint_json(event.endpoint, stats, base_url(ws))}
     if isinstance(event, EndpointDeleted):
         return {"type": "endpoint_deleted"}
     raise AssertionError(f"no frame for {event!r}")
-
-
-def _base_url(ws: WebSocket) -> str:
-    """The server's URL as the HTTP API reports it (app/web/api.py base_url), for the endpoint frame's URLs."""
-    configured: str | None = ws.app.state.settings.public_url
-    if configured:
-        return configured.rstrip("/")
-    scheme = "https" if ws.url.scheme == "wss" else "http"
-    return str(ws.base_url.replace(scheme=scheme)).rstrip("/")
 
 
 async def _send_requests(ws: WebSocket, rows: list[CapturedRequest]) -> None:

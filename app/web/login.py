@@ -1,4 +1,5 @@
-"""Server-rendered pages: login (the inspector pages live beside it)."""
+"""The login form and logout: the browser session cookie for a server with a token (app/web/auth.py checks it).
+The other pages are in app/web/pages.py."""
 
 from __future__ import annotations
 
@@ -7,14 +8,10 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 from starlette.routing import Route
-from starlette.templating import Jinja2Templates
 
-from app.web.auth import COOKIE, session_value, token_matches
-
-
-def templates(request: Request) -> Jinja2Templates:
-    t: Jinja2Templates = request.app.state.templates
-    return t
+from app.credentials import token_matches
+from app.services import services_of
+from app.web.auth import COOKIE, session_value
 
 
 def _safe_next(target: str) -> str:
@@ -25,13 +22,14 @@ def _safe_next(target: str) -> str:
 
 
 async def login_page(request: Request) -> Response:
-    return templates(request).TemplateResponse(
+    return services_of(request).templates.TemplateResponse(
         request, "login.html", {"next": _safe_next(request.query_params.get("next", "/")), "error": None}
     )
 
 
 async def login_submit(request: Request) -> Response:
-    token: str | None = request.app.state.settings.token
+    services = services_of(request)
+    token = services.settings.token
     body = await request.body()
     form = parse_qs(body[:8192].decode("utf-8", "replace"))
     presented = (form.get("token") or [""])[0]
@@ -39,7 +37,7 @@ async def login_submit(request: Request) -> Response:
     if token is None:
         return RedirectResponse(target, status_code=303)
     if not token_matches(token, presented):
-        return templates(request).TemplateResponse(
+        return services.templates.TemplateResponse(
             request, "login.html", {"next": target, "error": "That token is not right."}, status_code=401
         )
     response = RedirectResponse(target, status_code=303)

@@ -1,7 +1,7 @@
 """The OpenAPI 3.1 description of the JSON API, served at `GET /api/openapi.json`.
 
 Written by hand rather than derived from handlers: the handlers validate JSON by code, so nothing could derive it.
-It is kept true by tests/test_openapi.py, which checks that every route of the app is described (or listed in
+It is kept true by tests/web/test_openapi.py, which checks that every route of the app is described (or listed in
 NOT_DESCRIBED with a reason) and runs schemathesis against a real server, validating every answer against it.
 
 Schemas describe what the server really sends; inputs describe what it accepts without a 400 about their shape
@@ -12,10 +12,12 @@ from __future__ import annotations
 
 import copy
 import json
+from functools import lru_cache
 from typing import Any
 
 from starlette.requests import Request
 from starlette.responses import Response
+from starlette.routing import Route
 
 from app.providers.config import SCHEMES
 
@@ -31,7 +33,7 @@ NOT_DESCRIBED: dict[str, str] = {
     "/static": "static files of the pages",
 }
 
-# Largest id the API takes: SQLite's signed 64-bit rowid; list filters stop at 2**62 (app/api.py int_param).
+# Largest id the API takes: SQLite's signed 64-bit rowid; list filters stop at 2**62 (app/web/params.py int_param).
 MAX_ID = 2**63 - 1
 MAX_FILTER_ID = 2**62
 
@@ -329,7 +331,7 @@ def _schemas() -> dict[str, Schema]:
 
 def _option(schema: Schema) -> Schema:
     # A setting stored by an older version that today's code cannot render is shown as {"error": ...}
-    # (app/endpoint_schema.py), so one bad row never turns every listing into a 500.
+    # (app/web/endpoint_schema.py), so one bad row never turns every listing into a 500.
     return {"anyOf": [schema, _ref("UnreadableOption")]}
 
 
@@ -666,11 +668,16 @@ def _document() -> Schema:
     }
 
 
+@lru_cache(maxsize=1)
+def _serialised() -> bytes:
+    # Serialised once per process: the document depends on nothing but this module and the provider schemes.
+    return json.dumps(build_document(), separators=(",", ":")).encode()
+
+
 async def openapi_json(request: Request) -> Response:
-    """Serialised once per app and kept on its state: the document does not change while the server runs."""
-    state = request.app.state
-    body: bytes | None = getattr(state, "openapi_json", None)
-    if body is None:
-        body = json.dumps(build_document(), separators=(",", ":")).encode()
-        state.openapi_json = body
-    return Response(body, media_type=JSON)
+    return Response(_serialised(), media_type=JSON)
+
+
+routes = [
+    Route("/api/openapi.json", openapi_json, methods=["GET"]),
+]

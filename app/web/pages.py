@@ -14,9 +14,8 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from app.resources import resource_dir
-from app.web.api import base_url, store_of
-from app.web.endpoint_schema import ingest_url
-from app.web.login import templates
+from app.services import services_of
+from app.web.urls import base_url, ingest_url
 
 # Entry modules of other pages: not part of the inspector's module graph.
 _NOT_INSPECTOR = {"home.js", "theme.js"}
@@ -35,17 +34,18 @@ def inspector_modules() -> tuple[str, ...]:
 
 
 async def home(request: Request) -> Response:
-    return templates(request).TemplateResponse(request, "home.html", {})
+    return services_of(request).templates.TemplateResponse(request, "home.html", {})
 
 
 async def inspector(request: Request) -> Response:
     endpoint_id: str = request.path_params["endpoint_id"]
-    ep = store_of(request).cached_endpoint(endpoint_id)
+    services = services_of(request)
+    ep = services.store.cached_endpoint(endpoint_id)
     if ep is None:
-        return templates(request).TemplateResponse(
+        return services.templates.TemplateResponse(
             request, "not_found.html", {"what": "endpoint"}, status_code=404
         )
-    return templates(request).TemplateResponse(
+    return services.templates.TemplateResponse(
         request,
         "inspector.html",
         {"endpoint": ep, "ingest_url": ingest_url(base_url(request), ep.id), "preload": inspector_modules()},

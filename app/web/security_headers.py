@@ -6,6 +6,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from starlette.websockets import WebSocket
 
+from app.services import services_of
 from app.web.site_guard import SCOPE_KEY, SitePolicy
 
 # No inline script, no foreign origins: captured data can at worst become text.
@@ -46,5 +47,5 @@ def same_origin(ws: WebSocket) -> bool:
     policy = ws.scope.get(SCOPE_KEY)
     if not isinstance(policy, SitePolicy):
         # Only when the app runs without SiteGuard around it (it always has it in create_app).
-        policy = SitePolicy.from_settings(ws.app.state.settings)
+        policy = SitePolicy.from_settings(services_of(ws).settings)
     return policy.from_own_site(ws.scope)

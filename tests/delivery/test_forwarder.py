@@ -141,7 +141,7 @@ async def test_ssrf_guard_refuses_forward_and_replay(server: LiveServer, client:
     async def fake(host: str, port: int) -> list[str]:
         return ["10.9.8.7"]
 
-    server.app.sender.resolver = fake
+    server.app.services.sender.resolver = fake
     ep = await create_endpoint(client, forward_targets=["http://10.0.0.1:9/x"])
     rid = int((await client.post(f"/h/{ep['id']}", content=b"a")).headers["x-hookscope-request-id"])
     d = await _first_delivery(client, rid)
@@ -160,7 +160,7 @@ async def test_forward_allow_lets_an_operator_widen_the_guard(tmp_path: Path, ta
         return ["127.0.0.1"] if host == "dev.example" else []
 
     async with live_server(replace(settings)) as srv, srv.client() as client:
-        srv.app.sender.resolver = fake
+        srv.app.services.sender.resolver = fake
         ep = await create_endpoint(client)
         rid = int((await client.post(f"/h/{ep['id']}", content=b"z")).headers["x-hookscope-request-id"])
         resp = await client.post(f"/api/requests/{rid}/replay", json={"target": f"http://dev.example:{target.port}/"})

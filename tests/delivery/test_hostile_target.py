@@ -132,7 +132,7 @@ async def test_forwarding_records_every_bad_answer_and_goes_on(
 
 async def test_forward_worker_isolates_unexpected_errors(tmp_path: Path, target: RecordingTarget) -> None:
     async with live_server(Settings(db=tmp_path / "h.db", janitor_interval=3600)) as srv, srv.client() as client:
-        sender = srv.app.sender
+        sender = srv.app.services.sender
         attempt, send = sender.attempt, sender.client.send
 
         async def buggy_attempt(out: Outgoing) -> Any:
@@ -186,14 +186,14 @@ async def test_replay_records_every_bad_answer_and_replay_many_goes_on(
 
 async def test_replay_many_isolates_unexpected_errors(client: httpx.AsyncClient, server: LiveServer,
                                                       target: RecordingTarget) -> None:
-    attempt = server.app.sender.attempt
+    attempt = server.app.services.sender.attempt
 
     async def buggy_attempt(out: Outgoing) -> Any:
         if out.body == b"boom":
             raise RuntimeError("a bug")
         return await attempt(out)
 
-    server.app.sender.attempt = buggy_attempt  # type: ignore[method-assign]
+    server.app.services.sender.attempt = buggy_attempt  # type: ignore[method-assign]
     ep = await create_endpoint(client)
     for body in (b"a", b"boom", b"b"):
         await client.post(f"/h/{ep['id']}", content=body)
@@ -315,7 +315,7 @@ async def test_relay_server_records_an_unusable_ack_and_goes_on(server: LiveServ
             {"type": "ack", "id": first, "status": "two hundred", "target": "http://x/"},
             {"type": "ack", "id": second, "status": 200, "target": "http://x/", "attempts": 1},
         ]}))
-        session = server.app.relays.sessions[(ep["id"], "t")]
+        session = server.app.services.relays.sessions.get(ep["id"], "t")
         await wait_until(lambda: session.acked_id == second and session.in_flight == 0)
     bad = await _final_delivery(client, first, "relay")
     assert bad["state"] == "dead" and "unusable ack" in bad["error"] and bad["relay"] == "t"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.delivery.outgoing import TargetError, build_outgoing, parse_target, response_headers_for_sender
+from app.delivery.outgoing import TargetError, build_outgoing, parse_target
 
 
 def test_builds_exact_request_with_sub_path_query_and_headers() -> None:
@@ -45,11 +45,3 @@ def test_no_sub_path_keeps_target_path_and_get_has_no_length() -> None:
 def test_bad_targets(url: str) -> None:
     with pytest.raises(TargetError):
         parse_target(url)
-
-
-def test_response_headers_drop_framing_and_hop_by_hop() -> None:
-    got = response_headers_for_sender([
-        (b"content-type", b"text/plain"), (b"content-length", b"3"), (b"connection", b"close"),
-        (b"date", b"x"), (b"x-a", b"1"), (b"transfer-encoding", b"chunked"),
-    ])
-    assert got == [(b"content-type", b"text/plain"), (b"x-a", b"1")]

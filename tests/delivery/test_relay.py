@@ -172,7 +172,7 @@ async def test_relay_requires_token_and_protocol_basics(tmp_path: Path) -> None:
                 ping = json.loads(await ws.recv())
                 assert ping == {"type": "ping"}
                 await ws.send(json.dumps({"type": "ack", "id": req["id"], "status": 204, "target": "http://x/"}))
-                await wait_until(lambda: srv.app.relays.sessions[(ep["id"], "t")].acked_id == req["id"])
+                await wait_until(lambda: srv.app.services.relays.sessions.get(ep["id"], "t").acked_id == req["id"])
                 # Silent client: after three ping intervals the server gives up on it.
                 with pytest.raises(websockets.exceptions.ConnectionClosed):
                     while True:

@@ -258,10 +258,10 @@ async def test_full_write_queue_answers_503(settings: Settings) -> None:
             started.set()
             gate.wait(30)
 
-        blocked = asyncio.ensure_future(srv.app.store.writer.submit(blocker))  # type: ignore[attr-defined]
+        blocked = asyncio.ensure_future(srv.app.services.store.writer.submit(blocker))  # type: ignore[attr-defined]
         await asyncio.to_thread(started.wait, 10)
         queued = asyncio.ensure_future(client.post(f"/h/{ep['id']}", content=b"queued"))
-        await wait_until(lambda: srv.app.store.writer.pending == 1)  # type: ignore[attr-defined]
+        await wait_until(lambda: srv.app.services.store.writer.pending == 1)  # type: ignore[attr-defined]
         shed = await client.post(f"/h/{ep['id']}", content=b"shed")
         assert shed.status_code == 503
         assert shed.headers["retry-after"] == "1" and shed.json()["error"]["code"] == "overloaded"

@@ -184,7 +184,7 @@ async def test_two_app_lifespans_on_one_database(tmp_path: Path) -> None:
         assert str(settings.db) in str(refused.value) and f"pid {os.getpid()}" in str(refused.value)
         assert refused.value.holder == os.getpid()
     async with second.web.router.lifespan_context(second.web):
-        assert await second.store.list_endpoints() == []
+        assert await second.services.store.list_endpoints() == []
 
 
 # a lost body file ---------------------------------------------------------------------------------------------

@@ -200,9 +200,9 @@ async def test_lagging_subscriber_is_closed_1013_without_slowing_capture(
 ) -> None:
     ep = await create_endpoint(client)
     [rid] = await post(client, ep["id"], 1)
-    sample = await server.app.store.get_request(rid)
+    sample = await server.app.services.store.get_request(rid)
     assert sample is not None
-    bus = server.app.bus
+    bus = server.app.services.bus
     async with websockets.connect(ws_url(server, ep["id"], rid), proxy=None) as stalled:
         assert (await frame(stalled))["type"] == "hello"
         assert (await frame(stalled))["type"] == "synced"
@@ -255,7 +255,7 @@ async def test_disconnect_storm_is_quiet_and_the_server_keeps_serving(
         await asyncio.gather(*(vanish_at_once() for _ in range(50)),
                              *(vanish_while_streaming(ws, i) for i, ws in enumerate(streaming)))
         await captures
-        await wait_until(lambda: server.app.bus.subscriber_count(ep["id"]) == 0, timeout=20)
+        await wait_until(lambda: server.app.services.bus.subscriber_count(ep["id"]) == 0, timeout=20)
         # Still serving: a new page gets the backlog and a new capture live.
         async with websockets.connect(ws_url(server, ep["id"], 0), proxy=None) as ws:
             assert (await frame(ws))["type"] == "hello"
@@ -295,7 +295,7 @@ async def test_retention_prune_removes_rows_from_open_pages(tmp_path: Path) -> N
         await post(client, other["id"], 3)
         async with websockets.connect(ws_url(srv, ep["id"], 0), proxy=None) as ws:
             await synced(ws)
-            result = await srv.app.store.prune(time.time(), None)
+            result = await srv.app.services.store.prune(time.time(), None)
             assert result.removed == 3 + 1
             # Only this endpoint's removals, ids listed: the page drops exactly those rows.
             assert (await frame(ws)) == {"type": "deleted", "ids": ids[:3], "reason": "pruned"}

@@ -1,4 +1,4 @@
-"""Input that is not Unicode text, or not a sane number, is refused at the edge (app/api.py read_json,
+"""Input that is not Unicode text, or not a sane number, is refused at the edge (app/web/params.py read_json,
 str_param, int_param) and never stored; settings stored by an older version with such text are repaired."""
 
 from __future__ import annotations

@@ -71,13 +71,14 @@ async def target_row(client: httpx.AsyncClient, ep_id: str) -> dict[str, Any]:
 
 
 async def count(srv: LiveServer, ep_id: str) -> int:
-    return (await srv.app.store.endpoint_stats(ep_id)).request_count
+    return (await srv.app.services.store.endpoint_stats(ep_id)).request_count
 
 
 async def prune(srv: LiveServer) -> tuple[int, int]:
     """One retention pass as the janitor runs it (the store's events tell connected relays): (removed, skipped
     in all)."""
-    result = await srv.app.store.prune(time.time(), srv.settings.retention_ceiling)  # None: the store's default
+    # None: the store's default ceiling
+    result = await srv.app.services.store.prune(time.time(), srv.settings.retention_ceiling)
     return result.removed, sum(s.count for s in result.skipped)
 
 
@@ -120,7 +121,7 @@ async def test_disconnected_relay_gets_all_500_after_a_prune_then_retention_appl
         finally:
             await asyncio.to_thread(relay.stop)
         # Acked deliveries are committed by pipelined writes: the next pass sees them all acknowledged.
-        await srv.app.forwarder.flush()
+        await srv.app.services.writes.flush()
         assert await prune(srv) == (400, 0)
         assert await count(srv, ep["id"]) == 100
         assert (await relay_row(client, ep["id"], "laptop"))["pending"] == 0
@@ -147,7 +148,7 @@ async def test_past_the_ceiling_the_oldest_go_and_the_relay_is_told(tmp_path: Pa
             await asyncio.to_thread(relay.stop)
         assert "warning: 200 captures were pruned by the server's retention before this relay received them" \
             in relay.output()
-        await srv.app.forwarder.flush()
+        await srv.app.services.writes.flush()
         assert await prune(srv) == (200, 0)
         assert await count(srv, ep["id"]) == 100
         row = await relay_row(client, ep["id"], "laptop")
@@ -170,7 +171,7 @@ async def test_forward_target_down_keeps_what_it_owes_then_gets_all_500(tmp_path
             await wait_until(lambda: len(first_bodies(target)) >= 500, timeout=60)
             assert first_bodies(target) == [body for _, body in sent]
             await eventually(lambda: target_row(client, ep["id"]), lambda r: r["acked_id"] == sent[-1][0])
-        await srv.app.forwarder.flush()
+        await srv.app.services.writes.flush()
         assert await prune(srv) == (400, 0)
         assert await count(srv, ep["id"]) == 100
 
@@ -192,7 +193,7 @@ async def test_forward_target_past_the_ceiling_shows_skipped(tmp_path: Path) -> 
             await eventually(lambda: target_row(client, ep["id"]), lambda r: r["acked_id"] == sent[-1][0])
             kept = [body for _, body in sent[200:]]
             assert [b for b in first_bodies(target) if b in set(kept)] == kept
-        await srv.app.forwarder.flush()
+        await srv.app.services.writes.flush()
         row = await target_row(client, ep["id"])
         assert row["pending"] == 0 and row["skipped"] == 200
         assert await prune(srv) == (200, 0)
@@ -246,7 +247,7 @@ async def test_a_connected_relay_gets_a_skipped_frame_from_the_janitor(tmp_path:
             await ws.send(json.dumps({"type": "acks", "items": [json.loads(ack(rid)) for rid in requests]}))
             row = await eventually(lambda: relay_row(client, ep["id"], "raw"), lambda r: r["acked_id"] == requests[-1])
             assert row["pending"] == 0
-            await srv.app.forwarder.flush()
+            await srv.app.services.writes.flush()
             assert (await client.get(f"/api/requests/{requests[0]}/deliveries")).status_code == 404
             last = (await client.get(f"/api/requests/{requests[-1]}/deliveries")).json()["deliveries"]
             assert [d["relay"] for d in last] == ["raw"]
@@ -277,6 +278,6 @@ async def test_age_pruning_keeps_what_a_relay_owes(tmp_path: Path) -> None:
             assert ids == [rid for rid, _ in sent]
             await ws.send(json.dumps({"type": "acks", "items": [json.loads(ack(rid)) for rid in ids]}))
             await eventually(lambda: relay_row(client, ep["id"], "aged"), lambda r: r["acked_id"] == ids[-1])
-        await srv.app.forwarder.flush()
+        await srv.app.services.writes.flush()
         assert await prune(srv) == (40, 0)
         assert await count(srv, ep["id"]) == 0
