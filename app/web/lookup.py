@@ -22,23 +22,29 @@ def get_endpoint(request: Request) -> Endpoint:
     return ep
 
 
-async def get_captured(request: Request) -> CapturedRequest:
+def _path_id(request: Request, param: str, code: str, what: str) -> int:
     try:
-        rid = int(request.path_params["request_id"])
+        return int(request.path_params[param])
     except ValueError:
-        raise ApiError(404, "request_not_found", "request ids are integers") from None
-    req = await services_of(request).store.get_request(rid) if 0 < rid < 2**63 else None
+        raise ApiError(404, code, f"{what} ids are integers") from None
+
+
+def _in_range(value: int) -> bool:
+    # Ids are positive 63-bit integers: anything else cannot exist (and would overflow the query).
+    return 0 < value < 2**63
+
+
+async def get_captured(request: Request) -> CapturedRequest:
+    rid = _path_id(request, "request_id", "request_not_found", "request")
+    req = await services_of(request).store.get_request(rid) if _in_range(rid) else None
     if req is None:
         raise ApiError(404, "request_not_found", f"no request with id {rid}")
     return req
 
 
 async def get_delivery(request: Request) -> Delivery:
-    try:
-        did = int(request.path_params["delivery_id"])
-    except ValueError:
-        raise ApiError(404, "delivery_not_found", "delivery ids are integers") from None
-    d = await services_of(request).store.get_delivery(did) if 0 < did < 2**63 else None
+    did = _path_id(request, "delivery_id", "delivery_not_found", "delivery")
+    d = await services_of(request).store.get_delivery(did) if _in_range(did) else None
     if d is None:
         raise ApiError(404, "delivery_not_found", f"no delivery with id {did}")
     return d
