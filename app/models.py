@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from app.endpoint_settings import EndpointSettings
+from app.providers.types import VerdictStatus
 
 if TYPE_CHECKING:
     from app.store.requests import BodySpool
@@ -100,7 +101,7 @@ class NewRequest:
     provider: str | None = None
     event_type: str | None = None
     event_id: str | None = None
-    verify_status: str = "unconfigured"
+    verify_status: VerdictStatus = "unconfigured"
     verify_reason: str = ""
     spool: BodySpool | None = None
 
@@ -131,7 +132,7 @@ class CapturedRequest:
     provider: str | None = None
     event_type: str | None = None
     event_id: str | None = None
-    verify_status: str = "unconfigured"
+    verify_status: VerdictStatus = "unconfigured"
     verify_reason: str = ""
     # The first request on the endpoint with the same provider event id (a provider retry), if any.
     duplicate_of: int | None = None

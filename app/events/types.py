@@ -16,6 +16,7 @@ from typing import Literal, Protocol
 
 from app.delivery.records import Delivery
 from app.models import CapturedRequest, Endpoint
+from app.providers.types import VerdictStatus
 
 # Bodies up to this size ride along with RequestAdded, so a caught-up forwarder or relay never reads the database;
 # larger ones are left out so queued events never pin large bodies in memory.
@@ -87,7 +88,7 @@ class DeliveryRecorded:
 @dataclass(frozen=True, slots=True)
 class Verdict:
     request_id: int
-    status: str
+    status: VerdictStatus
     reason: str
 
 

@@ -11,6 +11,7 @@ import dataclasses
 
 from app.models import CapturedRequest, Endpoint, Header, NewRequest
 from app.providers import SignedRequest, VerifyConfig, detect, verify
+from app.providers.types import VerdictStatus
 from app.store.base import RequestQuery, Store
 
 # Bodies up to this size are parsed for event detection even when they were spilled to a file.
@@ -40,7 +41,8 @@ def analyse(new: NewRequest, body: bytes | None, config: VerifyConfig | None, pu
     """
     sreq = signed_request(new, body if body is not None else b"", public_url)
     found = detect(sreq)
-    status, reason = "unconfigured", ""
+    status: VerdictStatus = "unconfigured"
+    reason = ""
     if config is not None:
         if body is None:
             status, reason = "unconfigured", "body was not loaded for verification"
@@ -71,11 +73,12 @@ async def reverify(store: Store, endpoint: Endpoint, public_url: str | None) -> 
         )
         if not rows:
             return changed
-        updates: list[tuple[int, str, str]] = []
+        updates: list[tuple[int, VerdictStatus, str]] = []
         for row in rows:
             if row.rejected:
                 continue
-            status, reason = "unconfigured", ""
+            status: VerdictStatus = "unconfigured"
+            reason = ""
             if config is not None:
                 body = row.body if row.body is not None else await store.load_body(row)
                 verdict = verify(signed_request(row, body, public_url), config, now=row.received_at)

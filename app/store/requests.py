@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from app.models import CapturedRequest, NewRequest
+from app.providers.types import VerdictStatus
 
 VerificationStatus = Literal["valid", "invalid", "unconfigured"]
 
@@ -111,7 +112,7 @@ class RequestStore(abc.ABC):
         """Delete every request of the endpoint; returns after COMMIT how many there were."""
 
     @abc.abstractmethod
-    async def update_verdicts(self, verdicts: list[tuple[int, str, str]]) -> None:
+    async def update_verdicts(self, verdicts: list[tuple[int, VerdictStatus, str]]) -> None:
         """Store recomputed signature verdicts: (request id, status, reason); returns after COMMIT. Ids that no
         longer exist are ignored."""
 

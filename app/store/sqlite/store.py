@@ -27,6 +27,8 @@ from app.events.types import (
     VerdictsChanged,
 )
 from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, ResponseSpec, new_endpoint_id
+from app.providers.types import VerdictStatus
+from app.settings import Durability
 from app.store.base import (
     BodySpool,
     PruneResult,
@@ -117,7 +119,7 @@ class SQLiteStore(DeliveryQueries, Store):
         path: Path,
         *,
         events: EventSink,
-        durability: str = "full",
+        durability: Durability = "full",
         queue_size: int = 10_000,
         retention_count: int = 10_000,
         retention_age: float = 0.0,
@@ -547,7 +549,7 @@ class SQLiteStore(DeliveryQueries, Store):
         pruned = await self.writer.submit(op, after_commit=after)
         return PruneResult(sum(len(p.ids) for p in pruned), tuple(s for p in pruned for s in p.skipped))
 
-    async def update_verdicts(self, verdicts: list[tuple[int, str, str]]) -> None:
+    async def update_verdicts(self, verdicts: list[tuple[int, VerdictStatus, str]]) -> None:
         def op(conn: sqlite3.Connection) -> dict[str, list[Verdict]]:
             changed: dict[str, list[Verdict]] = {}
             for rid, status, reason in verdicts:
