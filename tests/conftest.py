@@ -3,13 +3,14 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
 from app.settings import Settings
+from tests import pg
 from tests.delivery.target import RecordingTarget
 from tests.support import LiveServer, live_server
 
@@ -32,6 +33,23 @@ async def server(settings: Settings) -> AsyncIterator[LiveServer]:
 async def client(server: LiveServer) -> AsyncIterator[httpx.AsyncClient]:
     async with server.client() as c:
         yield c
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> str:
+    """The admin DSN of a PostgreSQL server (tests/pg.py: found or started once per process). Skips without one,
+    unless HOOKSCOPE_REQUIRE_POSTGRES=1 (CI), where that is a failure."""
+    return pg.postgres_or_skip()
+
+
+@pytest.fixture
+def pg_dsn(pg_server: str) -> Iterator[str]:
+    """The DSN of a new, empty database of its own, dropped (its connections closed) after the test."""
+    dsn = pg.create_database(pg_server)
+    try:
+        yield dsn
+    finally:
+        pg.drop_database(dsn)
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ async def create_endpoint(client: httpx.AsyncClient, **fields: Any) -> dict[str,
 class ServerProcess:
     """`hookscope serve` as a real subprocess (for kill -9 and memory tests)."""
 
-    def __init__(self, db: Path, args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
+    def __init__(self, db: Path | str, args: Sequence[str] = (), env: dict[str, str] | None = None) -> None:
         self.db = db
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
