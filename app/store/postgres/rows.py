@@ -1,0 +1,111 @@
+"""How a captured request is laid out in PostgreSQL rows, and back: the header block, the row decoder, the text
+search condition.
+
+Captured strings are ISO-8859-1 decodings of the raw bytes (app/models.py), so `value.encode("latin-1")` is the
+exact byte string stored in a `bytea` column, and decoding it back is lossless.
+"""
+
+from __future__ import annotations
+
+import json
+
+import asyncpg
+
+from app.models import CapturedRequest, Header, ResponseSpec
+
+SUMMARY_COLUMNS = (
+    "id, seq, endpoint_id, received_at, method, path, query, headers, body_size, client, http_version, rejected,"
+    " provider, event_type, event_id, verify_status, verify_reason, duplicate_of"
+)
+
+
+def encode_headers(headers: tuple[Header, ...]) -> bytes:
+    """The header block as on the wire ("name: value\\r\\n" per header, in order, duplicates kept).
+
+    Exact for every header an HTTP parser accepts. Raises ValueError for one the block cannot represent (a name
+    holding ": " or CR LF, a value holding CR LF), which no parser lets through.
+    """
+    out = bytearray()
+    for name, value in headers:
+        n, v = name.encode("latin-1"), value.encode("latin-1")
+        if b": " in n or b"\r\n" in n or b"\r\n" in v:
+            raise ValueError("a header name or value the header block cannot hold")
+        out += n + b": " + v + b"\r\n"
+    return bytes(out)
+
+
+def decode_headers(block: bytes) -> tuple[Header, ...]:
+    headers: list[Header] = []
+    start = 0
+    while start < len(block):
+        end = block.index(b"\r\n", start)
+        name, _, value = block[start:end].partition(b": ")
+        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+        start = end + 2
+    return tuple(headers)
+
+
+def content_type_of(headers: tuple[Header, ...]) -> str:
+    """The first content-type header, as NewRequest.content_type derives it (so it is not stored twice)."""
+    for name, value in headers:
+        if name == "content-type":
+            return value
+    return ""
+
+
+def row_to_request(row: asyncpg.Record, body: bytes | None = None) -> CapturedRequest:
+    headers = decode_headers(row["headers"])
+    return CapturedRequest(
+        id=row["id"],
+        seq=row["seq"],
+        endpoint_id=row["endpoint_id"],
+        received_at=row["received_at"],
+        method=row["method"],
+        path=bytes(row["path"]).decode("latin-1"),
+        query=bytes(row["query"]).decode("latin-1"),
+        headers=headers,
+        content_type=content_type_of(headers),
+        body_size=row["body_size"],
+        client=row["client"],
+        http_version=row["http_version"],
+        rejected=row["rejected"],
+        provider=row["provider"],
+        event_type=row["event_type"],
+        event_id=row["event_id"],
+        verify_status=row["verify_status"],
+        verify_reason=row["verify_reason"],
+        duplicate_of=row["duplicate_of"],
+        body=body,
+    )
+
+
+def search_pattern(text: str) -> str:
+    """A regular expression over `encode(column, 'hex')` that matches where the column's bytes contain the UTF-8
+    bytes of `text`, ignoring ASCII case: the semantics of the SQLite backend's text filter (byte search, ASCII
+    case-insensitive), on raw bytes that need not be valid text.
+
+    Hex keeps every byte two characters wide, so the `^(..)*` prefix pins matches to byte boundaries, and a letter
+    becomes an alternation of its two cases. PostgreSQL's regex engine is automaton-based, so this stays linear in
+    the length of the column. The pattern holds hex digits only: no user text reaches the regex syntax.
+    """
+    parts = []
+    for byte in text.encode("utf-8"):
+        char = chr(byte)
+        if char.isascii() and char.isalpha():
+            parts.append(f"(?:{ord(char.lower()):02x}|{ord(char.upper()):02x})")
+        else:
+            parts.append(f"{byte:02x}")
+    return "^(?:..)*?" + "".join(parts)
+
+
+def encode_response(spec: ResponseSpec) -> str:
+    """The `response` column: JSON with non-ASCII escaped, so any text (U+0000 included) fits a `text` column.
+    The same shape the SQLite backend stores."""
+    return json.dumps(spec.to_json(), separators=(",", ":"))
+
+
+def decode_response(text: str) -> ResponseSpec:
+    d = json.loads(text)
+    return ResponseSpec(
+        status=d["status"], headers=tuple((n, v) for n, v in d["headers"]), body=d["body"], delay=d["delay"]
+    )
