@@ -14,7 +14,15 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from app import __version__
-from app.settings import OPTIONS, Option, Settings, format_duration, is_loopback_host, parse_duration
+from app.settings import (
+    OPTIONS,
+    Option,
+    Settings,
+    format_duration,
+    is_loopback_host,
+    parse_duration,
+    redact_database,
+)
 
 # `hookscope forward` options: the relay client's, not server Settings, read from the environment the same way.
 _FORWARD_OPTIONS = (
@@ -82,7 +90,7 @@ def build_parser(environ: Mapping[str, str] | None = None) -> argparse.ArgumentP
     for option in _FORWARD_OPTIONS:
         _add_option(fwd, option, environ)
     fwd.add_argument("--from", dest="start", default=None, metavar="now|all|ID",
-                     help="where to start instead of resuming: now, all, or a request id")
+                     help="where to start instead of resuming: now, all, or a position (seq; on SQLite the request id)")
     fwd.add_argument("--quiet", action="store_true", help="no line per request")
     fwd.add_argument("--color", dest="color", action="store_true", default=None, help="force colour")
     fwd.add_argument("--no-color", dest="color", action="store_false", help="no colour")
@@ -145,14 +153,18 @@ def run_serve(args: argparse.Namespace) -> int:
         return 2
     app = create_app(settings)
     try:
-        app.services.store.claim()  # before uvicorn: a second server or a read-only file stops here, status 1
+        # Before uvicorn: a second server on the SQLite file, a read-only file, an unreachable or too-new PostgreSQL
+        # database stops here, status 1.
+        app.services.store.claim()
     except StorageUnavailable as exc:
-        print(f"hookscope: {exc}", file=sys.stderr)
+        # A store names its database in the message; should one quote the URL whole, its password stays hidden.
+        print(f"hookscope: {str(exc).replace(str(settings.db), redact_database(settings.db))}", file=sys.stderr)
         return 1
     shown_host = f"[{settings.host}]" if ":" in settings.host else settings.host
     url = settings.public_url or f"http://{shown_host}:{settings.port}"
-    print(f"hookscope {__version__}: open {url} (database {settings.db}, durability {settings.durability})",
-          flush=True)
+    # Never a password in the log: the URL's is replaced by *** (app/settings.py redact_database).
+    print(f"hookscope {__version__}: open {url} (database {redact_database(settings.db)}, durability "
+          f"{settings.durability})", flush=True)
     if generated:
         print(f"hookscope: bound to {settings.host} with no --token; generated one: {settings.token}", flush=True)
     from app.server.http_guard import raise_open_file_limit, uvicorn_config

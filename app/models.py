@@ -115,7 +115,13 @@ class NewRequest:
 
 @dataclass(frozen=True, slots=True)
 class CapturedRequest:
+    """A committed capture. `id` is unique across the store and names the request (`/api/requests/{id}`);
+    `seq` is its position in its endpoint: >= 1, strictly increasing in commit order within the endpoint, never
+    reused (gaps allowed). Every "everything after N" cursor is a seq, because with several writers ids commit
+    out of order (docs/events.md)."""
+
     id: int
+    seq: int
     endpoint_id: str
     received_at: float
     method: str
@@ -138,9 +144,10 @@ class CapturedRequest:
     duplicate_of: int | None = None
 
     @classmethod
-    def from_new(cls, rid: int, new: NewRequest, duplicate_of: int | None = None) -> CapturedRequest:
+    def from_new(cls, rid: int, new: NewRequest, duplicate_of: int | None = None, *, seq: int) -> CapturedRequest:
         return cls(
             id=rid,
+            seq=seq,
             endpoint_id=new.endpoint_id,
             received_at=new.received_at,
             method=new.method,
@@ -173,6 +180,7 @@ class CapturedRequest:
         ctype, _ = latin1_to_display(self.content_type)
         return {
             "id": self.id,
+            "seq": self.seq,
             "endpoint_id": self.endpoint_id,
             "received_at": rfc3339(self.received_at),
             "method": self.method,

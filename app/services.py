@@ -23,6 +23,7 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 
 from starlette.requests import HTTPConnection
 from starlette.templating import Jinja2Templates
@@ -66,14 +67,7 @@ class Services:
 def build_services(settings: Settings) -> Services:
     # The one path from a committed change to whatever reacts to it (docs/events.md): the store emits into it.
     bus = EventBus()
-    store: Store = SQLiteStore(
-        settings.db,
-        events=bus,
-        durability=settings.durability,
-        queue_size=settings.queue_size,
-        retention_count=settings.retention_count,
-        retention_age=settings.retention_age,
-    )
+    store = _build_store(settings, bus)
     feed = CaptureFeed(store, bus)
     sender = Sender(ForwardPolicy.from_allow(settings.forward_allow), settings.forward_timeout)
     sessions = RelaySessions()
@@ -98,6 +92,31 @@ def build_services(settings: Settings) -> Services:
         relays=relays,
         replayer=Replayer(store, sender),
         smee=SmeeStream(store, feed, settings.token),
+    )
+
+
+def _build_store(settings: Settings, bus: EventBus) -> Store:
+    """The store `settings.db` names (`settings.backend`), emitting into `bus`; constructed only, not opened."""
+    if settings.backend == "postgres":
+        # Imported here: asyncpg costs ~60 ms at import, which every SQLite start-up (and each of the test suite's
+        # server subprocesses) would otherwise pay for nothing.
+        from app.store.postgres.store import PostgresStore
+
+        return PostgresStore(
+            str(settings.db),
+            events=bus,
+            durability=settings.durability,
+            queue_size=settings.queue_size,
+            retention_count=settings.retention_count,
+            retention_age=settings.retention_age,
+        )
+    return SQLiteStore(
+        Path(settings.db),
+        events=bus,
+        durability=settings.durability,
+        queue_size=settings.queue_size,
+        retention_count=settings.retention_count,
+        retention_age=settings.retention_age,
     )
 
 

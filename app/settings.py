@@ -95,7 +95,8 @@ def parse_bool(text: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Unit:
-    """Marks a number written with a unit: how its text is read, and how a value is shown back (in help)."""
+    """Marks a value with a text form of its own (a number written with a unit, a database): how its text is read,
+    and how a value is shown (in help)."""
 
     parse: Callable[[str], Any]
     show: Callable[[Any], str]
@@ -103,6 +104,53 @@ class Unit:
 
 Size = Annotated[int, Unit(parse_size, format_size)]  # bytes; 25MiB, 512k, 1048576
 Duration = Annotated[float, Unit(parse_duration, format_duration)]  # seconds; 30d, 12h, 90s, 250ms, off
+
+# Where captures are stored: a SQLite file (one process), or a PostgreSQL database (docs/deploy.md).
+Backend = Literal["sqlite", "postgres"]
+_POSTGRES_SCHEMES = ("postgresql", "postgres")  # what asyncpg accepts
+
+
+def is_postgres_url(text: str) -> bool:
+    """True for a postgresql:// or postgres:// URL (scheme in any case)."""
+    scheme, sep, _ = text.partition("://")
+    return bool(sep) and scheme.lower() in _POSTGRES_SCHEMES
+
+
+def parse_database(text: str) -> Path | str:
+    """`--db`: a PostgreSQL URL stays text (the DSN), anything else is a SQLite file path. Raises ValueError for
+    an empty value."""
+    if not text.strip():
+        raise ValueError("no database given")
+    return text if is_postgres_url(text) else Path(text)
+
+
+_SECRET_QUERY_KEYS = frozenset({"password", "sslpassword"})
+
+
+def redact_database(db: Path | str) -> str:
+    """`db` as logs and help may show it: a URL's password (`user:password@`, `?password=`) replaced by ***.
+    Not read back by parse_database when it hid something; that is the point."""
+    if isinstance(db, Path):
+        return str(db)
+    scheme, _, rest = db.partition("://")
+    # The user info ends at the last @ before the query: a password may hold an unencoded @ or /, so this errs
+    # towards hiding too much (a database name with an @) rather than showing a piece of a password.
+    end = min((i for i in (rest.find("?"), rest.find("#")) if i >= 0), default=len(rest))
+    userinfo, at, after = rest[:end].rpartition("@")
+    if at and ":" in userinfo:
+        rest = userinfo.split(":", 1)[0] + ":***@" + after + rest[end:]
+    path, qmark, query = rest.partition("?")
+    if qmark:
+        query, hash_, fragment = query.partition("#")
+        items = [
+            (key + "=***" if key.lower() in _SECRET_QUERY_KEYS else key + eq + value)
+            for key, eq, value in (item.partition("=") for item in query.split("&"))
+        ]
+        rest = path + "?" + "&".join(items) + hash_ + fragment
+    return f"{scheme}://{rest}"
+
+
+Database = Annotated[Path | str, Unit(parse_database, redact_database)]
 
 # "full": a 2xx survives power loss; "normal": it survives process crashes only.
 Durability = Literal["full", "normal"]
@@ -153,7 +201,10 @@ class Settings:
         "address or network whose X-Forwarded-For is believed (repeatable)", flag="trusted-proxy"))
 
     # Capture and storage.
-    db: Path = field(default=Path("hookscope.db"), metadata=option("SQLite database file"))
+    # A Path for SQLite, the URL text for PostgreSQL (parse_database); `backend` says which.
+    db: Database = field(default=Path("hookscope.db"), metadata=option(
+        "SQLite database file, or a PostgreSQL URL postgresql://USER@HOST:PORT/DBNAME (give the password in "
+        "PGPASSWORD or ~/.pgpass rather than the URL)"))
     durability: Durability = field(default="full", metadata=option(
         "full: a 2xx survives power loss; normal: survives process crashes"))
     max_body: Size = field(default=25 * MIB, metadata=option("largest accepted body (e.g. 25MiB)"))
@@ -213,6 +264,13 @@ class Settings:
             raise ValueError("max_connections must be at least 1")
         if self.retention_ceiling is not None and self.retention_ceiling < 0:
             raise ValueError("retention_ceiling must not be negative")
+        if isinstance(self.db, str) and not is_postgres_url(self.db):
+            raise ValueError("db as text must be a postgresql:// URL (a SQLite file is a Path)")
+
+    @property
+    def backend(self) -> Backend:
+        """Which store `db` names: "postgres" for a URL, "sqlite" for a file."""
+        return "postgres" if isinstance(self.db, str) else "sqlite"
 
 
 def _either(choices: tuple[str, ...]) -> str:

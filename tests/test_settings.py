@@ -21,6 +21,7 @@ from app.settings import (
     format_size,
     parse_duration,
     parse_size,
+    redact_database,
 )
 
 # Every `hookscope serve` flag with its variable and the default its help shows, as users know them (README):
@@ -215,3 +216,46 @@ def test_forward_reads_its_variables() -> None:
 def test_help_lists_subcommands() -> None:
     out = subprocess.run([sys.executable, "-m", "app", "--help"], capture_output=True, text=True, check=True).stdout
     assert "serve" in out
+
+
+@pytest.mark.parametrize(("text", "db", "backend"), [
+    ("hookscope.db", Path("hookscope.db"), "sqlite"),
+    ("/var/lib/hookscope/h.db", Path("/var/lib/hookscope/h.db"), "sqlite"),
+    ("postgresql://hs@db.internal:5432/hookscope", "postgresql://hs@db.internal:5432/hookscope", "postgres"),
+    ("postgres://hs@db/hookscope?sslmode=require", "postgres://hs@db/hookscope?sslmode=require", "postgres"),
+    ("PostgreSQL://hs@db/hookscope", "PostgreSQL://hs@db/hookscope", "postgres"),
+    # A file whose name merely mentions postgres is still a file.
+    ("postgres.db", Path("postgres.db"), "sqlite"),
+])
+def test_db_is_a_sqlite_file_or_a_postgres_url(text: str, db: Path | str, backend: str) -> None:
+    for settings in (serve(["--db", text]), serve([], {"HOOKSCOPE_DB": text})):
+        assert (settings.db, settings.backend) == (db, backend)
+    assert Settings(db=db).backend == backend
+
+
+def test_db_refuses_an_empty_value_and_text_that_is_no_url() -> None:
+    with pytest.raises(SystemExit) as exc:
+        build_parser({"HOOKSCOPE_DB": " "})
+    assert str(exc.value.code).startswith("hookscope: HOOKSCOPE_DB: no database given")
+    with pytest.raises(ValueError, match="postgresql:// URL"):
+        Settings(db="hookscope.db")  # a file is a Path, so `backend` is never a guess
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://hs:hunter2@db:5432/hookscope", "postgresql://hs:***@db:5432/hookscope"),
+    ("postgresql://hs:hun@ter/2@db/hookscope?sslmode=require", "postgresql://hs:***@db/hookscope?sslmode=require"),
+    ("postgresql://hs:p%40ss@db/x#frag", "postgresql://hs:***@db/x#frag"),
+    ("postgresql://hs@db/x?sslmode=require&password=hunter2", "postgresql://hs@db/x?sslmode=require&password=***"),
+    ("postgres:///x?host=/run/postgresql&SSLPassword=hunter2", "postgres:///x?host=/run/postgresql&SSLPassword=***"),
+    ("postgresql://hs@db1:5432,db2:5433/x", "postgresql://hs@db1:5432,db2:5433/x"),  # nothing to hide
+])
+def test_a_database_url_is_shown_without_its_password(url: str, shown: str) -> None:
+    assert redact_database(url) == shown
+    assert redact_database(Path("hookscope.db")) == "hookscope.db"
+
+
+def test_help_never_shows_the_password_the_environment_set(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        build_parser({"HOOKSCOPE_DB": "postgresql://hs:hunter2@db/hookscope"}).parse_args(["serve", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "(env HOOKSCOPE_DB; default postgresql://hs:***@db/hookscope)" in text and "hunter2" not in text

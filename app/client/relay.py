@@ -219,7 +219,8 @@ class RelayClient:
                     await ws.send('{"type":"pong"}')
                 elif kind == "hello":
                     interval[0] = float(msg.get("ping_interval") or 5.0)
-                    self.console.info(f"relay {msg['relay']} connected; resuming after request #{msg['acked_id']}")
+                    # A position (seq) in the endpoint; on SQLite the same number as the request id.
+                    self.console.info(f"relay {msg['relay']} connected; resuming after request #{msg['acked_seq']}")
                     self._note_skipped(int(msg.get("skipped") or 0))
                 elif kind == "skipped":
                     self._note_skipped(int(msg.get("total") or 0))

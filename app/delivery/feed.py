@@ -1,10 +1,10 @@
 """Committed captures with their bodies, for forwarders, relays and the smee stream: subscribe, backfill, stream.
 
-`follow` yields an endpoint's requests after a cursor in id order. It subscribes to the event bus's RequestAdded
-events first (with bodies: the store inlines those up to INLINE_BODY_MAX, so a caught-up consumer never touches
-the database for a small body), backfills from the database, then streams the queued events, skipping ids
-already yielded. When its queue overflows (a slow consumer) it is evicted and drops back to the database. Ids
-are monotonic, so the catch-up is exact.
+`follow` yields an endpoint's requests after a cursor (a seq) in seq order. It subscribes to the event bus's
+RequestAdded events first (with bodies: the store inlines those up to INLINE_BODY_MAX, so a caught-up consumer
+never touches the database for a small body), backfills from the database, then streams the queued events,
+skipping seqs already yielded. When its queue overflows (a slow consumer) it is evicted and drops back to the
+database. Seqs follow commit order within the endpoint, so the catch-up is exact.
 """
 
 from __future__ import annotations
@@ -26,8 +26,9 @@ class CaptureFeed:
         self.bus = bus
         self.queue_size = queue_size
 
-    async def follow(self, endpoint_id: str, after: int) -> AsyncIterator[CapturedRequest]:
-        """Every request of the endpoint with id > after, in order, forever (until the consumer stops)."""
+    async def follow(self, endpoint_id: str, after_seq: int) -> AsyncIterator[CapturedRequest]:
+        """Every request of the endpoint with seq > after_seq, in seq order, forever (until the consumer stops)."""
+        after = after_seq
         while True:
             sub = self.bus.subscribe(endpoint_id, kinds=(RequestAdded,), bodies=True, maxsize=self.queue_size)
             try:
@@ -35,7 +36,7 @@ class CaptureFeed:
                     rows = await self.store.requests_after(endpoint_id, after, BACKFILL_BATCH)
                     for row in rows:
                         yield row
-                        after = row.id
+                        after = row.seq
                     if len(rows) < BACKFILL_BATCH:
                         break
                 while True:
@@ -43,10 +44,10 @@ class CaptureFeed:
                         event = await sub.get()
                     except SubscriptionEvicted:
                         break  # fell behind: back to the database
-                    if not isinstance(event, RequestAdded) or event.request.id <= after:
+                    if not isinstance(event, RequestAdded) or event.request.seq <= after:
                         continue
                     yield event.request
-                    after = event.request.id
+                    after = event.request.seq
             finally:
                 sub.close()
 

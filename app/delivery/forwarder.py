@@ -1,11 +1,11 @@
 """Server-side forwarding: each endpoint's `forward_targets` get every new capture, in order, with retries.
 
-One worker per (endpoint, target). The queue is durable without a queue table: a target's cursor (the last
-request id it is done with) is stored in SQLite, and everything of the endpoint after it is still to deliver,
-so pending deliveries survive restarts and keep capture order. The cursor moves in the same transaction that
-records a final outcome (delivered, failed, or dead after the retry schedule); a crash between a delivery and
-that commit delivers the request again (at-least-once). Outcome writes are pipelined: the worker queues the
-write and moves on, and the single writer commits them in order.
+One worker per (endpoint, target). The queue is durable without a queue table: a target's cursor (the position,
+seq, of the last request of the endpoint it is done with) is stored, and everything of the endpoint after it is
+still to deliver, so pending deliveries survive restarts and keep capture order. The cursor moves in the same
+transaction that records a final outcome (delivered, failed, or dead after the retry schedule); a crash between
+a delivery and that commit delivers the request again (at-least-once). Outcome writes are pipelined: the worker
+queues the write and moves on, and the single writer commits them in order.
 """
 
 from __future__ import annotations
@@ -36,6 +36,7 @@ log = logging.getLogger("hookscope.forward")
 @dataclass
 class WorkerStatus:
     target: str
+    # A seq (position in the endpoint), shown under its historical name "acked_id".
     acked_id: int | None = None
     current_id: int | None = None
     attempts: int = 0
@@ -69,13 +70,17 @@ class Forwarder:
         self.retry = retry
         self.passthrough = passthrough
         self._workers: dict[tuple[str, str], _Worker] = {}
-        self._last_id = 0
+        # The last seq committed in each endpoint, where a new target's worker starts; kept current by on_event.
+        self._last_seq: dict[str, int] = {}
         self.writes = writes
         self._started = False
 
     # lifecycle -------------------------------------------------------------------------------------------------
     async def start(self, endpoints: list[Endpoint]) -> None:
-        self._last_id = await self.store.last_request_id()
+        for ep in endpoints:
+            # max: a capture announced while this read was in flight must not be undone by it.
+            seq = await self.store.last_seq(ep.id)
+            self._last_seq[ep.id] = max(seq, self._last_seq.get(ep.id, 0))
         self._started = True
         for ep in endpoints:
             self.on_endpoint(ep.id, ep)
@@ -97,10 +102,12 @@ class Forwarder:
         """A listener, not a subscription: a new target's worker must start after exactly the last capture
         committed before its endpoint changed, and a removed target's worker stop before the next capture."""
         if isinstance(event, RequestAdded):
-            self._last_id = max(self._last_id, event.request.id)
+            req = event.request
+            self._last_seq[req.endpoint_id] = max(self._last_seq.get(req.endpoint_id, 0), req.seq)
         elif isinstance(event, EndpointChanged):
             self.on_endpoint(event.endpoint_id, event.endpoint)
         elif isinstance(event, EndpointDeleted):
+            self._last_seq.pop(event.endpoint_id, None)
             self.on_endpoint(event.endpoint_id, None)
 
     def on_endpoint(self, endpoint_id: str, ep: Endpoint | None) -> None:
@@ -112,7 +119,7 @@ class Forwarder:
         for target in wanted:
             if (endpoint_id, target) not in self._workers:
                 # A new target starts after the last committed capture: it does not replay history.
-                worker = _Worker(self, endpoint_id, target, self._last_id)
+                worker = _Worker(self, endpoint_id, target, self._last_seq.get(endpoint_id, 0))
                 self._workers[(endpoint_id, target)] = worker
 
     def has_targets(self, endpoint_id: str) -> bool:
@@ -126,13 +133,14 @@ class Forwarder:
         return [
             w.target
             for k, w in self._workers.items()
-            if k[0] == req.endpoint_id and w.status.acked_id is not None and w.status.acked_id < req.id
-            and req.id > w.start_after
+            if k[0] == req.endpoint_id and w.status.acked_id is not None and w.status.acked_id < req.seq
+            and req.seq > w.start_after
         ]
 
 
 class _Worker:
     def __init__(self, owner: Forwarder, endpoint_id: str, target: str, start_after: int) -> None:
+        """start_after: the seq a new target's cursor starts at (it does not replay history)."""
         self.owner = owner
         self.endpoint_id = endpoint_id
         self.target = target
@@ -151,7 +159,7 @@ class _Worker:
                 async for req in self.owner.feed.follow(self.endpoint_id, cursor):
                     if not req.rejected:
                         await self._deliver_isolated(req)
-                    self.status.acked_id = req.id
+                    self.status.acked_id = req.seq
             except asyncio.CancelledError:
                 raise
             except Exception:  # the feed or the store failed (not one request): log, pause, resume from the cursor
@@ -168,7 +176,7 @@ class _Worker:
             log.exception("forwarding request %d to %s failed unexpectedly; moving on", req.id, self.target)
             outcome = Outcome.failure(f"internal error while forwarding: {describe_error(exc)}", final=True)
             update = DeliveryUpdate(req.id, req.endpoint_id, "forward", self.target, "", "dead", 1, outcome)
-            self.owner.writes.track(self.owner.store.record_delivery(update, ("forward", self.target, req.id)))
+            self.owner.writes.track(self.owner.store.record_delivery(update, ("forward", self.target, req.seq)))
             self.status.current_id = None
             self.status.attempts = 0
             self.status.next_attempt_at = None
@@ -219,7 +227,7 @@ class _Worker:
             update = DeliveryUpdate(
                 req.id, req.endpoint_id, "forward", self.target, "", state, 1, outcome, next_attempt_at=next_at
             )
-            cursor: CursorAdvance | None = ("forward", self.target, req.id) if wait is None else None
+            cursor: CursorAdvance | None = ("forward", self.target, req.seq) if wait is None else None
             owner.writes.track(owner.store.record_delivery(update, cursor))
             await owner.writes.backpressure()
             self.status.last_error = outcome.error or (None if outcome.ok else f"HTTP {outcome.status}")

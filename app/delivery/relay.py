@@ -3,10 +3,12 @@
 Protocol (JSON text frames over the websocket `/api/endpoints/{id}/relay?name=NAME[&from=now|all|ID]`):
 
 server -> client
-  {"type": "hello", "endpoint": ID, "relay": NAME, "acked_id": N, "ping_interval": SECONDS, "skipped": T}
+  {"type": "hello", "endpoint": ID, "relay": NAME, "acked_id": S, "acked_seq": S, "ping_interval": SECONDS,
+   "skipped": T}                                     (S: the position (seq) acknowledged; both fields hold it)
   {"type": "skipped", "count": N, "total": T}       (retention pruned N more captures this relay had not acked)
-  {"type": "request", "id": N, "received_at": EPOCH, "method": M, "path": SUB_PATH, "query": RAW_QUERY,
+  {"type": "request", "id": N, "seq": S, "received_at": EPOCH, "method": M, "path": SUB_PATH, "query": RAW_QUERY,
    "headers": [[name, value], ...], "body": BASE64, "want_response": BOOL}
+      id: the request (as in /api/requests/{id}); seq: its position in the endpoint.
       header names/values, path and query are ISO-8859-1 strings of the raw bytes (lossless)
   {"type": "batch", "items": [request, ...]}         (several waiting requests in one frame, in order)
   {"type": "ping"} / {"type": "pong"}
@@ -17,12 +19,13 @@ client -> server
   {"type": "acks", "items": [ack, ...]}              (several acks in one frame, in order)
   {"type": "ping"} / {"type": "pong"}
 
-The server sends requests in id order, at most WINDOW unacknowledged. The client delivers them in order and
-acks each one after the target answered (any status), or after it gave up on an unreachable target (`error`
-set): either way the request is done for that relay and the cursor moves past it, in the same transaction
-that records the delivery. A request sent but not acked (crash, lost connection, laptop asleep) is sent again
-on the next connection: at-least-once. `from` (all, now, or an id to start at) resets the cursor; without it
-a known relay resumes from its cursor, and a new one starts at "now".
+The server sends requests in seq order, at most WINDOW unacknowledged. The client delivers them in order and
+acks each one, by id, after the target answered (any status), or after it gave up on an unreachable target
+(`error` set): either way the request is done for that relay and the cursor moves past the seq the server sent
+with that id, in the same transaction that records the delivery. An ack naming no request this connection sent
+and has not had acknowledged is ignored. A request sent but not acked (crash, lost connection, laptop asleep)
+is sent again on the next connection: at-least-once. `from` (all, now, or a seq to start at) resets the cursor;
+without it a known relay resumes from its cursor, and a new one starts at "now".
 """
 
 from __future__ import annotations
@@ -76,11 +79,12 @@ class RelayHub:
         rows: dict[str, dict[str, Any]] = {}
         skipped = await self.store.skipped_counts(endpoint_id, "relay")
         for name, acked, updated in await self.store.list_cursors(endpoint_id, "relay"):
+            # "acked_id" holds a seq (the field keeps its historical name).
             rows[name] = {"name": name, "connected": False, "acked_id": acked, "acked_at": updated,
                           "connected_at": None, "last_seen_at": None, "remote": None, "in_flight": 0}
         for s in self.sessions.of_endpoint(endpoint_id):
             row = rows.setdefault(s.name, {"name": s.name, "acked_at": None})
-            row.update(connected=True, acked_id=max(s.acked_id, row.get("acked_id") or 0),
+            row.update(connected=True, acked_id=max(s.acked_seq, row.get("acked_id") or 0),
                        connected_at=s.connected_at, last_seen_at=s.last_seen_at, remote=s.remote,
                        in_flight=s.in_flight)
         for row in rows.values():
@@ -126,7 +130,8 @@ class RelayHub:
         try:
             skipped = (await self.store.skipped_counts(ep.id, "relay")).get(name, 0)
             await ws.send_text(json.dumps({"type": "hello", "endpoint": ep.id, "relay": name, "acked_id": cursor,
-                                           "ping_interval": self.ping_interval, "skipped": skipped}))
+                                           "acked_seq": cursor, "ping_interval": self.ping_interval,
+                                           "skipped": skipped}))
             tasks = [
                 asyncio.create_task(self._sender(ws, session, window), name="relay-sender"),
                 asyncio.create_task(self._receiver(ws, session, window), name="relay-receiver"),
@@ -143,7 +148,7 @@ class RelayHub:
             self.sessions.remove(session)
             with contextlib.suppress(Exception):
                 await ws.close()
-            log.info("relay %s disconnected (acked %d)", name, session.acked_id)
+            log.info("relay %s disconnected (acked %d)", name, session.acked_seq)
 
     async def _start_cursor(self, ep: Endpoint, name: str, start: str | None) -> int:
         if start is None or start == "":
@@ -154,8 +159,9 @@ class RelayHub:
         if start == "all":
             value = 0
         elif start == "now":
-            value = await self.store.last_request_id()
+            value = await self.store.last_seq(ep.id)
         else:
+            # A position (seq) in the endpoint, the first one to send (on SQLite the same number as a request id).
             try:
                 value = int(start) - 1
             except ValueError:
@@ -171,7 +177,7 @@ class RelayHub:
 
         async def pump() -> None:
             try:
-                async for req in self.feed.follow(session.endpoint_id, session.acked_id):
+                async for req in self.feed.follow(session.endpoint_id, session.acked_seq):
                     if not req.rejected:  # metadata-only records (body over the limit) have nothing to deliver
                         await ready.put(req)
             except Exception as exc:
@@ -196,8 +202,7 @@ class RelayHub:
                         self._unsendable(session, req, exc)
                         continue
                     items.append(item)
-                    session.in_flight += 1
-                    session.sent_id = req.id
+                    session.unacked[req.id] = req.seq
                 if not items:
                     continue
                 frame = items[0] if len(items) == 1 else {"type": "batch", "items": items}
@@ -213,12 +218,12 @@ class RelayHub:
         otherwise the next ack after it moves it, and a reconnect tries it once more."""
         reason = f"could not relay this request: {describe_error(exc)}"[:1000]
         log.warning("relay %s: request %d: %s", session.name, req.id, reason)
-        cursor: CursorAdvance | None = ("relay", session.name, req.id) if session.in_flight == 0 else None
+        cursor: CursorAdvance | None = ("relay", session.name, req.seq) if not session.unacked else None
         update = DeliveryUpdate(req.id, session.endpoint_id, "relay", "", session.name, "dead", 1,
                                 Outcome.failure(reason))
         self.writes.track(self.store.record_delivery(update, cursor))
         if cursor is not None:
-            session.acked_id = max(session.acked_id, req.id)
+            session.acked_seq = max(session.acked_seq, req.seq)
 
     async def _request_item(self, req: CapturedRequest) -> dict[str, Any]:
         body = await self.feed.body_of(req)
@@ -233,6 +238,7 @@ class RelayHub:
         return {
             "type": "request",
             "id": req.id,
+            "seq": req.seq,
             "received_at": req.received_at,
             "method": req.method,
             "path": req.path,
@@ -255,18 +261,29 @@ class RelayHub:
                 await ws.send_text('{"type":"pong"}')
             elif kind in ("ack", "acks"):
                 for item in [msg] if kind == "ack" else _list(msg.get("items")):
-                    try:
-                        self._ack(session, item)
-                    except Exception as exc:  # one unusable ack must not hold its window slot or end the relay
-                        if not self._bad_ack(session, item, exc):
-                            continue
-                    if session.in_flight > 0:
-                        session.in_flight -= 1
+                    if self._settle(session, item):
                         window.release()
 
-    def _ack(self, session: RelaySession, msg: dict[str, Any]) -> None:
-        check_ack(msg, session.sent_id)
-        rid = int(msg["id"])
+    def _settle(self, session: RelaySession, item: Any) -> bool:
+        """Apply one ack item; returns whether it settled a request this connection sent and had not had
+        acknowledged (then its window slot is free). Anything else is logged and ignored: acking a request not
+        sent yet would move the cursor past it."""
+        rid = item.get("id") if isinstance(item, dict) else None
+        # The type check first: JSON true is an int to Python, and a float 1.0 would find the key 1.
+        seq = session.unacked.pop(rid, None) if isinstance(rid, int) and not isinstance(rid, bool) else None
+        if seq is None or not isinstance(rid, int):
+            log.warning("relay %s sent an ack for no request it was sent: %.100r", session.name, item)
+            return False
+        try:
+            self._ack(session, item, rid, seq)
+        except Exception as exc:  # one unusable ack must not hold its window slot or end the relay
+            self._bad_ack(session, rid, seq, exc)
+        return True
+
+    def _ack(self, session: RelaySession, msg: dict[str, Any], rid: int, seq: int) -> None:
+        """Record the delivery the ack reports for request `rid`, moving the cursor to `seq` (what was sent with
+        it). Raises ValueError when the ack's values are unusable."""
+        check_ack(msg)
         status = msg.get("status")
         headers = [(str(n).encode("latin-1"), str(v).encode("latin-1")) for n, v in msg.get("headers") or []]
         body = base64.b64decode(msg.get("body") or "")[:MAX_ACK_BODY]
@@ -287,24 +304,19 @@ class RelayHub:
             rid, session.endpoint_id, "relay", str(msg.get("target") or "")[:2000], session.name, state,
             max(1, int(msg.get("attempts") or 1)), outcome,
         )
-        self.writes.track(self.store.record_delivery(update, ("relay", session.name, rid)))
-        session.acked_id = max(session.acked_id, rid)
+        self.writes.track(self.store.record_delivery(update, ("relay", session.name, seq)))
+        session.acked_seq = max(session.acked_seq, seq)
 
-    def _bad_ack(self, session: RelaySession, item: Any, exc: Exception) -> bool:
-        """An ack we could not use becomes the dead delivery of the request it names, when that is a request
-        this connection sent: the request is then done for this relay like after any ack (the client would
-        answer a resend with the same ack). Returns whether it named one."""
-        rid = item.get("id") if isinstance(item, dict) else None
-        if not (isinstance(rid, int) and not isinstance(rid, bool) and 0 < rid <= session.sent_id):
-            log.warning("relay %s sent an ack for no request it was sent: %s", session.name, exc)
-            return False
+    def _bad_ack(self, session: RelaySession, rid: int, seq: int, exc: Exception) -> None:
+        """An ack we could not use becomes the dead delivery of the request it names (one this connection sent):
+        the request is then done for this relay like after any ack (the client would answer a resend with the
+        same ack)."""
         reason = f"the relay sent an unusable ack: {exc}"[:1000].encode("utf-8", "replace").decode("utf-8")
         log.warning("relay %s: request %d: %s", session.name, rid, reason)
         update = DeliveryUpdate(rid, session.endpoint_id, "relay", "", session.name, "dead", 1,
                                 Outcome.failure(reason))
-        self.writes.track(self.store.record_delivery(update, ("relay", session.name, rid)))
-        session.acked_id = max(session.acked_id, rid)
-        return True
+        self.writes.track(self.store.record_delivery(update, ("relay", session.name, seq)))
+        session.acked_seq = max(session.acked_seq, seq)
 
     async def _notifier(self, ws: WebSocket, session: RelaySession, removals: Subscription, total: int) -> None:
         """Tell the relay at once when retention prunes captures it had not acknowledged (the store's
@@ -340,17 +352,15 @@ class RelayHub:
             await ws.send_text('{"type":"ping"}')
 
 
-def check_ack(msg: Any, sent_id: int) -> None:
+def check_ack(msg: Any) -> None:
     """Raise ValueError unless an ack item has the shape of the protocol above, with values the store can keep:
-    no lone surrogates, ids of requests this connection was sent, numbers in range, latin-1 headers."""
+    no lone surrogates, numbers in range, latin-1 headers. (Whether its id names a request this connection sent
+    is the caller's check: RelayHub._settle.)"""
     if not isinstance(msg, dict):
         raise ValueError("an ack is a JSON object")
     where = find_surrogate(msg)
     if where is not None:
         raise ValueError(f"ack {where} holds a lone surrogate")
-    rid = msg.get("id")
-    if not _int_in(rid, 1, sent_id):
-        raise ValueError(f"ack id {rid!r} is not a request sent on this connection")
     for name, lo, hi in (("status", 100, 999), ("attempts", 0, 2**31), ("body_size", 0, 2**62)):
         if msg.get(name) is not None and not _int_in(msg[name], lo, hi):
             raise ValueError(f"ack {name} must be an integer from {lo} to {hi}")

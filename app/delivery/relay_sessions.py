@@ -17,12 +17,18 @@ class RelaySession:
     endpoint_id: str
     name: str
     remote: str | None
-    acked_id: int
+    # The relay's cursor: the position (seq) in the endpoint it has acknowledged everything up to.
+    acked_seq: int
     connected_at: float = field(default_factory=time.time)
     last_seen_at: float = field(default_factory=time.time)
-    sent_id: int = 0
-    in_flight: int = 0
+    # Request id -> seq of what this connection sent and the relay has not acknowledged yet, in the order sent:
+    # acks name the id, the cursor moves by the seq. At most the send window, so it needs no bound of its own.
+    unacked: dict[int, int] = field(default_factory=dict)
     websocket: WebSocket | None = None
+
+    @property
+    def in_flight(self) -> int:
+        return len(self.unacked)
 
 
 class RelaySessions:

@@ -206,12 +206,12 @@ class CaptureApp:
                         return None, None, size
                     try:
                         if spool is not None:
-                            spool.write(chunk)
+                            await spool.write(chunk)
                         else:
                             buf += chunk
                             if len(buf) > threshold:
                                 spool = self.store.new_spool()
-                                spool.write(bytes(buf))
+                                await spool.write(bytes(buf))
                                 buf = bytearray()
                     except OSError as exc:
                         raise _SpoolFailed(message.get("more_body", False)) from exc

@@ -3,17 +3,17 @@
 The stream starts with `event: ready`; each capture is an unnamed message event whose data is one JSON line
 holding the request's header fields (lower-case names, duplicates joined with ", "; Host, Content-Length and
 hop-by-hop headers left out) plus `body`, `query` and `timestamp` (milliseconds), which is what smee-client
-expects. Each event carries `id: <request id>`, so a reconnecting EventSource sends Last-Event-ID and we
-resume after it (smee.io itself does not). A named `ping` event goes out every 25 s to keep proxies from
-timing the stream out.
+expects. Each event carries `id: <seq>` (the request's position in the endpoint; on SQLite its request id), so
+a reconnecting EventSource sends Last-Event-ID and we resume after it (smee.io itself does not). A named `ping`
+event goes out every 25 s to keep proxies from timing the stream out.
 
 Last-Event-ID, like the live socket's `after` (app/web/live.py):
   absent or empty        start at the newest request: only new captures are streamed
-  a request id           resume after it
-  beyond the newest id   the database was replaced under the client: after `ready` comes
-                         `id: N` / `event: reset` / `data: {"last_id": N}` with N the newest id, then the stream
-                         goes on after N. The id resets the client's Last-Event-ID; smee-client ignores the named
-                         event, a custom EventSource can listen for it and drop what it showed.
+  a position (seq)       resume after it
+  beyond the last seq    the database was replaced under the client: after `ready` comes
+                         `id: N` / `event: reset` / `data: {"last_id": N}` with N the endpoint's last seq, then
+                         the stream goes on after N. The id resets the client's Last-Event-ID; smee-client
+                         ignores the named event, a custom EventSource can listen for it and drop what it showed.
   anything else          400 JSON `invalid_last_event_id` (not digits, 20 digits or more, >= 2**63, or repeated):
                          an EventSource does not retry after a non-200 answer, so a bad id cannot loop.
 
@@ -81,7 +81,7 @@ def smee_payload(req: CapturedRequest, body: bytes) -> dict[str, Any]:
 
 def format_event(req: CapturedRequest, body: bytes) -> bytes:
     line = json.dumps(smee_payload(req, body), separators=(",", ":"), ensure_ascii=True)
-    return f"id: {req.id}\ndata: {line}\n\n".encode()
+    return f"id: {req.seq}\ndata: {line}\n\n".encode()
 
 
 class SmeeStream:
@@ -110,8 +110,8 @@ class SmeeStream:
         except ValueError as exc:
             await _error(send, 400, "invalid_last_event_id", str(exc))
             return
-        newest = await self.store.last_request_id()
-        # Beyond the newest id ever assigned: the database was replaced under the client (as app/web/live.py's reset).
+        newest = await self.store.last_seq(endpoint.id)
+        # Beyond the last seq ever assigned: the database was replaced under the client (as app/web/live.py's reset).
         reset = after is not None and after > newest
         if after is None or reset:
             after = newest
@@ -150,9 +150,9 @@ class SmeeStream:
 
 
 def last_event_id(headers: list[tuple[bytes, bytes]]) -> int | None:
-    """The request id a reconnecting EventSource resumes after; None without the header (or with it empty, as
-    an EventSource sends before it saw any id). ValueError for anything that is not one request id: more than
-    one header, or not 1 to 19 ASCII digits below 2**63 (the id range)."""
+    """The position (seq) a reconnecting EventSource resumes after; None without the header (or with it empty, as
+    an EventSource sends before it saw any id). ValueError for anything that is not one seq: more than one
+    header, or not 1 to 19 ASCII digits below 2**63 (the seq range)."""
     values = [v.strip(b" \t") for n, v in headers if n == b"last-event-id"]
     if not values or values == [b""]:
         return None

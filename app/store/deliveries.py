@@ -12,8 +12,8 @@ from app.store.cursors import CursorAdvance
 class DeliveryStore(abc.ABC):
     @abc.abstractmethod
     def record_delivery(self, update: DeliveryUpdate, cursor: CursorAdvance | None = None) -> Awaitable[int]:
-        """Insert or update a delivery record and, in the same transaction, advance the cursor (kind, name, id)
-        of update.endpoint_id to at least id.
+        """Insert or update a delivery record and, in the same transaction, advance the cursor (kind, name, seq)
+        of update.endpoint_id to at least seq (the seq of update.request_id, which the caller knows).
 
         A record is keyed by (request, kind, target, relay) except for replays, which insert a new record each
         time unless update.delivery_id names the record to update. Each write appends one entry to the record's

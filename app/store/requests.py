@@ -15,7 +15,8 @@ VerificationStatus = Literal["valid", "invalid", "unconfigured"]
 
 @dataclass(frozen=True, slots=True)
 class RequestQuery:
-    """Filters for listing requests. `before` pages backwards (newest first); `after` catches up (oldest first)."""
+    """Filters for listing requests of one endpoint. `before` and `after` are seqs (positions in the endpoint,
+    exclusive): `before` pages backwards (newest first); `after` catches up (oldest first)."""
 
     before: int | None = None
     after: int | None = None
@@ -39,9 +40,9 @@ class BodySpool(abc.ABC):
     reaches a committed request must be discard()ed (a backend may also sweep leftovers at start-up)."""
 
     @abc.abstractmethod
-    def write(self, chunk: bytes) -> None:
+    async def write(self, chunk: bytes) -> None:
         """Append a chunk; raises OSError when the storage takes no more (the spool keeps what it wrote until
-        discard())."""
+        discard()). Async because a backend may send chunks over the network as they arrive (PostgreSQL)."""
 
     @abc.abstractmethod
     async def finish(self) -> None:
@@ -59,9 +60,11 @@ class BodySpool(abc.ABC):
 class RequestStore(abc.ABC):
     @abc.abstractmethod
     def add_request(self, new: NewRequest) -> Awaitable[CapturedRequest]:
-        """Queue a capture; the awaitable completes after COMMIT with the request and its id.
+        """Queue a capture; the awaitable completes after COMMIT with the request, its id and its seq.
 
-        Ids are assigned in commit order, strictly increasing and never reused. Raises StoreBusy at once (not from
+        The id is unique across the store and never reused. The seq is allocated inside the writing transaction:
+        within the endpoint it is >= 1, strictly increasing in COMMIT order and never reused (gaps allowed), so a
+        reader that saw seq N and later reads "seq > N" misses nothing. Raises StoreBusy at once (not from
         the awaitable) when the write queue is full and StoreClosed when the store is closing; the awaitable
         raises NotFound when the endpoint does not exist (deleted meanwhile). A capture that was not stored does
         not own its spool: the caller discards it.
@@ -88,20 +91,22 @@ class RequestStore(abc.ABC):
 
     @abc.abstractmethod
     async def list_requests(self, endpoint_id: str, query: RequestQuery) -> list[CapturedRequest]:
-        """At most query.limit requests of the endpoint matching the filters, newest first (oldest first when
-        only `after` is given)."""
+        """At most query.limit requests of the endpoint matching the filters, in seq order: newest first (oldest
+        first when only `after` is given)."""
 
     @abc.abstractmethod
-    async def requests_after(self, endpoint_id: str, after: int, limit: int) -> list[CapturedRequest]:
-        """Requests with id > after, oldest first, with inline bodies loaded (large bodies via load_body)."""
+    async def requests_after(self, endpoint_id: str, after_seq: int, limit: int) -> list[CapturedRequest]:
+        """The endpoint's requests with seq > after_seq, in seq order, with inline bodies loaded (large bodies via
+        load_body)."""
 
     @abc.abstractmethod
-    async def count_requests_after(self, endpoint_id: str, after: int) -> int:
-        """How many deliverable (not rejected) requests have id > after."""
+    async def count_requests_after(self, endpoint_id: str, after_seq: int) -> int:
+        """How many deliverable (not rejected) requests of the endpoint have seq > after_seq."""
 
     @abc.abstractmethod
-    async def last_request_id(self) -> int:
-        """The largest request id ever assigned (ids are never reused), 0 when none."""
+    async def last_seq(self, endpoint_id: str) -> int:
+        """The largest seq ever assigned in the endpoint, 0 when none (or no such endpoint). It never goes down,
+        not even when that request is deleted: a cursor above it means the database was replaced."""
 
     @abc.abstractmethod
     async def delete_request(self, request_id: int) -> bool:

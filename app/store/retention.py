@@ -25,7 +25,7 @@ class RetentionStore(abc.ABC):
     async def prune(self, now: float, ceiling: int | None = None) -> PruneResult:
         """Apply retention (count cap and max age) per endpoint; returns after COMMIT.
 
-        A capture still owed (id above the acked_id of a relay cursor, or of a forward cursor whose target is
+        A capture still owed (seq above the acked seq of a relay cursor, or of a forward cursor whose target is
         still configured; rejected records owe nothing) is kept even when the cap or age would remove it, as
         long as the endpoint holds at most `ceiling` captures (None: default_retention_ceiling). Past the
         ceiling the oldest owed captures go, and each cursor's `skipped` count grows, in the same transaction,

@@ -1,13 +1,13 @@
 """The inspector's live websocket: subscribe, backfill from the database, then stream the endpoint's events.
 
-Route: `GET /api/endpoints/{endpoint_id}/live?after=<id>` (websocket). `after` is the highest request id the page
-has already seen; without it the stream starts at the newest id now (only new requests). The frames, close
-codes and order guarantees are documented in docs/events.md.
+Route: `GET /api/endpoints/{endpoint_id}/live?after=<seq>` (websocket). `after` is the highest position (seq) in
+the endpoint the page has already seen; without it the stream starts at the endpoint's last seq now (only new
+requests). The frames, close codes and order guarantees are documented in docs/events.md.
 
 Order of work: subscribe to the event bus first, then read the backlog, then stream the queued events skipping
-request ids already sent. A request committed during the backfill is both in the database and in the queue;
-the skip makes it appear once, and nothing can fall between the two. Every other event goes out in the order
-the store committed it, after the requests committed before it.
+seqs already sent. A request committed during the backfill is both in the database and in the queue; the skip
+makes it appear once, and nothing can fall between the two (seqs follow commit order within the endpoint).
+Every other event goes out in the order the store committed it, after the requests committed before it.
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ async def live_socket(ws: WebSocket) -> None:
 
 
 async def _serve(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: str, after: int | None) -> None:
-    newest = await store.last_request_id()
+    newest = await store.last_seq(endpoint_id)
     reset = after is not None and after > newest
     cursor = newest if after is None or reset else after
     try:
@@ -110,7 +110,7 @@ async def _serve(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: st
         error = t.exception()
         if isinstance(error, SubscriptionEvicted | TimeoutError):
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(ws.close(1013, "too slow; reconnect with after=<last id>"), 2)
+                await asyncio.wait_for(ws.close(1013, "too slow; reconnect with after=<last seq>"), 2)
         elif isinstance(error, _EndpointGone):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(ws.close(4404, "endpoint deleted"), 2)
@@ -123,7 +123,7 @@ async def _stream(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: s
         rows = await store.list_requests(endpoint_id, RequestQuery(after=cursor, limit=BACKFILL_BATCH))
         if rows:
             await _send_requests(ws, rows)
-            cursor = rows[-1].id
+            cursor = rows[-1].seq
         if len(rows) < BACKFILL_BATCH:
             break
     await _send(ws, {"type": "synced", "last_id": cursor})
@@ -134,9 +134,9 @@ async def _stream(ws: WebSocket, store: Store, sub: Subscription, endpoint_id: s
             items.append(await sub.get())
         for event in items:
             if isinstance(event, RequestAdded):
-                if event.request.id > cursor:
+                if event.request.seq > cursor:
                     batch.append(event.request)
-                    cursor = event.request.id
+                    cursor = event.request.seq
                 continue
             # Keep the order of events: rows captured before a removal or a delivery go out before it.
             if batch:

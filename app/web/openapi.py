@@ -254,7 +254,7 @@ def _schemas() -> dict[str, Schema]:
             {
                 "name": STRING,
                 "connected": BOOL,
-                "acked_id": INT,
+                "acked_id": {**INT, "description": "position (seq) acknowledged: everything after it is owed"},
                 "acked_at": _nullable(EPOCH),
                 "connected_at": _nullable(EPOCH),
                 "last_seen_at": _nullable(EPOCH),
@@ -267,7 +267,7 @@ def _schemas() -> dict[str, Schema]:
         "TargetStatus": _obj(
             {
                 "target": STRING,
-                "acked_id": _nullable(INT),
+                "acked_id": _nullable({**INT, "description": "position (seq) acknowledged"}),
                 "current_request_id": _nullable(INT),
                 "attempts": {"type": "integer", "minimum": 0},
                 "next_attempt_at": _nullable(EPOCH),
@@ -318,8 +318,10 @@ def _schemas() -> dict[str, Schema]:
                 "verification": _nullable(VERIFICATION_STATUS),
                 "duplicate": _nullable(BOOL),
                 "provider": _nullable(STRING),
-                "after": _nullable({"type": "integer", "minimum": 0, "maximum": MAX_ID}),
-                "before": _nullable({"type": "integer", "minimum": 0, "maximum": MAX_ID}),
+                "after": _nullable({"type": "integer", "minimum": 0, "maximum": MAX_ID,
+                                    "description": "position (seq)"}),
+                "before": _nullable({"type": "integer", "minimum": 0, "maximum": MAX_ID,
+                                     "description": "position (seq)"}),
                 "limit": {"type": "integer", "minimum": 1, "maximum": 500},
                 "resign": _ref("ResignChoice"),
             },
@@ -338,6 +340,8 @@ def _option(schema: Schema) -> Schema:
 def _summary_properties() -> dict[str, Schema]:
     return {
         "id": ID,
+        "seq": {**ID, "description": "position (seq) in the endpoint: increases in capture (commit) order; the list "
+                "API's `before`/`after`, the live socket's and `wait`'s `after` and relay cursors are seqs"},
         "endpoint_id": STRING,
         "received_at": TIME,
         "method": STRING,
@@ -392,8 +396,9 @@ def _parameters() -> dict[str, Schema]:
         "RequestId": path("request_id", ID, "a captured request's id"),
         "DeliveryId": path("delivery_id", ID, "a delivery's id"),
         "RelayName": path("name", STRING, "the relay's name (`hookscope forward --name`)"),
-        "Before": query("before", filter_id, "only ids below this (the previous page's `next_before`)"),
-        "After": query("after", filter_id, "only ids above this, oldest first"),
+        "Before": query("before", filter_id,
+                        "only positions (seq) below this (the previous page's `next_before`)"),
+        "After": query("after", filter_id, "only positions (seq) above this, oldest first"),
         "Limit": query("limit", {"type": "integer", "minimum": 1, "maximum": 500}, "page size (default 50)"),
         "Method": query("method", STRING, "comma-separated methods, e.g. POST,PUT"),
         "Q": query("q", {"type": "string", "maxLength": 1000},
@@ -485,7 +490,7 @@ def _paths() -> dict[str, Schema]:
                         },
                         required=["requests", "has_more"],
                     ),
-                    "a page: `next_before` when listing newest first, `last_id` with `after`",
+                    "a page: `next_before` when listing newest first, `last_id` with `after` (both positions, seq)",
                 )},
                 params=("Before", "After", "Limit", *FILTERS),
                 errors=(400, 404),
@@ -629,7 +634,7 @@ def _more_parameters() -> dict[str, Schema]:
                          "return at most this many body bytes (`body_truncated` says so)"),
         "Download": query("download", STRING, "any non-empty value: always as an attachment"),
         "RelayNameQuery": query("name", STRING, "the relay's name"),
-        "RelayFrom": query("from", STRING, "all, now, or a request id to start at"),
+        "RelayFrom": query("from", STRING, "all, now, or a position (seq) to start at"),
     }
 
 

@@ -147,7 +147,7 @@ function startInspector() {
   }
 
   async function loadOlder() {
-    const low = list.lowestId();
+    const low = list.lowestSeq();
     if (low === null || !state.listScope) return;
     const { signal } = state.listScope;
     loadMoreBtn.disabled = true;
@@ -182,16 +182,17 @@ function startInspector() {
       // Text search covers headers and bodies, which summaries do not carry: ask the server which ones match.
       if (!state.listScope) return;
       const { signal } = state.listScope;
-      const ids = rows.map((r) => r.id);
-      const low = Math.min(...ids);
-      const high = Math.max(...ids);
+      // The list API's bounds are positions (seq) in the endpoint.
+      const seqs = rows.map((r) => r.seq);
+      const low = Math.min(...seqs);
+      const high = Math.max(...seqs);
       const params = filters.params();
       params.set("after", String(low - 1));
       params.set("limit", "500");
       try {
         const page = await getJSON(`${apiBase}/requests?${params}`, { signal });
         if (signal.aborted) return;
-        rows = page.requests.filter((r) => r.id <= high);
+        rows = page.requests.filter((r) => r.seq <= high);
       } catch {
         return;
       }
@@ -406,8 +407,8 @@ function startInspector() {
       }
     }).catch((err) => toast(`Could not load the endpoint: ${err.message}`, "error"));
     const page = await reloadList();
-    // Resume after the newest row shown; if the list could not load, start at the server's newest id.
-    const top = page ? (page.requests.length ? page.requests[0].id : 0) : null;
+    // Resume after the newest row shown (its seq); if the list could not load, start at the server's last seq.
+    const top = page ? (page.requests.length ? page.requests[0].seq : 0) : null;
     // Lives as long as the page: it stops itself only when the endpoint is deleted.
     const live = new LiveConnection(endpointId, top, {
       onRequests: onLive,

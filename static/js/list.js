@@ -1,4 +1,6 @@
-// The request list: one <li data-id> per summary, newest first, capped at ROW_CAP rows in the DOM.
+// The request list: one <li data-id data-seq> per summary, newest first (highest position, seq, at the top: seq is
+// capture order within the endpoint, which ids need not follow on every backend), capped at ROW_CAP rows in the DOM.
+// Rows are found by request id (selection, deletes, verdicts) and ordered by seq.
 // Live rows are queued and inserted once per animation frame (one layout per frame however fast they come).
 // Every inserted live row dispatches a `hookscope:row` CustomEvent on document ({id, at}) for benchmarks.
 import { requestBadges } from "./badges.js";
@@ -38,14 +40,15 @@ export class RequestList {
     return Array.from(this.listEl.children, (n) => Number(n.dataset.id));
   }
 
-  lowestId() {
+  /** The lowest seq shown (where "load older" continues: the list API's `before`), or null. */
+  lowestSeq() {
     const last = this.listEl.lastElementChild;
-    return last ? Number(last.dataset.id) : null;
+    return last ? Number(last.dataset.seq) : null;
   }
 
-  highestId() {
+  highestSeq() {
     const first = this.listEl.firstElementChild;
-    return first ? Number(first.dataset.id) : null;
+    return first ? Number(first.dataset.seq) : null;
   }
 
   summary(id) {
@@ -66,17 +69,17 @@ export class RequestList {
   flush() {
     this.scheduled = false;
     if (!this.pending.length) return;
-    const batch = this.pending.sort((a, b) => b.id - a.id);
+    const batch = this.pending.sort((a, b) => b.seq - a.seq);
     this.pending = [];
     const fresh = [];
-    const top = this.highestId();
+    const top = this.highestSeq();
     const head = document.createDocumentFragment();
     for (const s of batch) {
       if (this.rows.has(s.id)) continue;
       const node = this.build(s, true);
       this.rows.set(s.id, { summary: s, node });
-      if (top === null || s.id > top) head.appendChild(node);
-      else this.insertSorted(node, s.id);
+      if (top === null || s.seq > top) head.appendChild(node);
+      else this.insertSorted(node, s.seq);
       fresh.push(s.id);
     }
     this.listEl.insertBefore(head, this.listEl.firstChild);
@@ -95,14 +98,14 @@ export class RequestList {
   /** Rows from the list API (initial page, "load older", filter changes): not highlighted, inserted now. */
   addPage(summaries) {
     const frag = document.createDocumentFragment();
-    const low = this.lowestId();
+    const low = this.lowestSeq();
     let added = 0;
     for (const s of summaries) {
       if (this.rows.has(s.id)) continue;
       const node = this.build(s, false);
       this.rows.set(s.id, { summary: s, node });
-      if (low === null || s.id < low) frag.appendChild(node);
-      else this.insertSorted(node, s.id);
+      if (low === null || s.seq < low) frag.appendChild(node);
+      else this.insertSorted(node, s.seq);
       added += 1;
     }
     this.listEl.appendChild(frag);
@@ -110,9 +113,9 @@ export class RequestList {
     return added;
   }
 
-  insertSorted(node, id) {
+  insertSorted(node, seq) {
     for (const child of this.listEl.children) {
-      if (Number(child.dataset.id) < id) {
+      if (Number(child.dataset.seq) < seq) {
         this.listEl.insertBefore(node, child);
         return;
       }
@@ -218,7 +221,7 @@ export class RequestList {
     const time = el("time", { class: "rel", datetime: s.received_at, title: absolute }, relativeTime(s.received_at));
     return el("li", {
       class: fresh ? "row fresh" : "row",
-      dataset: { id: s.id },
+      dataset: { id: s.id, seq: s.seq },
       role: "option",
       "aria-selected": "false",
     },

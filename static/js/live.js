@@ -1,6 +1,6 @@
 // The inspector's live connection (protocol: docs/events.md, app/web/live.py). Reconnects with backoff (250 ms
-// doubling to 5 s), always resuming after the highest id seen, so a restart or eviction shows every request exactly
-// once. It only parses and dispatches frames: what they do to the page is the handlers' business.
+// doubling to 5 s), always resuming after the highest position (seq) seen, so a restart or eviction shows every
+// request exactly once. It only parses and dispatches frames: what they do to the page is the handlers' business.
 
 const MIN_DELAY = 250;
 const MAX_DELAY = 5000;
@@ -9,9 +9,9 @@ const PING_EVERY = 25000;
 export class LiveConnection {
   /**
    * handlers (all but onRequests and onState optional):
-   *   onRequests(summaries)                 new requests, ascending ids
+   *   onRequests(summaries)                 new requests, ascending seqs
    *   onState("live" | "reconnecting" | "gone")  "gone": the endpoint was deleted; the connection stays closed
-   *   onReset()                             the server's ids went backwards: reload the list
+   *   onReset()                             the server's seqs went backwards: reload the list
    *   onResynced()                          synced again after a reconnect: frames may have been missed meanwhile
    *   onDeleted(ids, reason)                rows removed elsewhere; reason "deleted" | "pruned"
    *   onCleared()                           every row removed elsewhere
@@ -19,6 +19,7 @@ export class LiveConnection {
    *   onVerdicts([{id, verification}])      stored signature verdicts were re-checked
    *   onEndpoint(endpoint)                  the endpoint's settings changed (GET /api/endpoints/{id} shape)
    */
+  /** after: the highest seq already shown (null: start at the server's last seq). */
   constructor(endpointId, after, handlers) {
     this.endpointId = endpointId;
     this.after = after;
@@ -84,20 +85,20 @@ export class LiveConnection {
   onFrame(frame) {
     switch (frame.type) {
       case "hello":
-        this.helloId = typeof frame.last_id === "number" ? frame.last_id : null;
-        if (this.after === null) this.after = this.helloId;
+        this.helloSeq = typeof frame.last_id === "number" ? frame.last_id : null;
+        if (this.after === null) this.after = this.helloSeq;
         break;
       case "reset":
-        // The server's ids went backwards (database replaced): resume from where the server now stands.
-        this.after = this.helloId ?? 0;
+        // The server's seqs went backwards (database replaced): resume from where the server now stands.
+        this.after = this.helloSeq ?? 0;
         this.handlers.onReset();
         break;
       case "requests": {
         const fresh = [];
         for (const r of frame.requests || []) {
-          if (typeof r.id !== "number") continue;
+          if (typeof r.id !== "number" || typeof r.seq !== "number") continue;
           fresh.push(r);
-          if (this.after === null || r.id > this.after) this.after = r.id;
+          if (this.after === null || r.seq > this.after) this.after = r.seq;
         }
         if (fresh.length) this.handlers.onRequests(fresh);
         break;

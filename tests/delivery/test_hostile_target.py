@@ -245,7 +245,7 @@ class FakeRelayServer:
         self.port = 0
 
     async def handler(self, ws: ServerConnection) -> None:
-        await ws.send(json.dumps({"type": "hello", "endpoint": "X", "relay": "t", "acked_id": 0,
+        await ws.send(json.dumps({"type": "hello", "endpoint": "X", "relay": "t", "acked_id": 0, "acked_seq": 0,
                                   "ping_interval": 30}))
         for frame in self.frames:
             await ws.send(frame)
@@ -256,8 +256,9 @@ class FakeRelayServer:
 
 
 def _request_frame(rid: int, case: str, **extra: Any) -> str:
-    frame = {"type": "request", "id": rid, "received_at": 0, "method": "POST", "path": f"/{case}", "query": "",
-             "headers": [["x-case", case]], "body": base64.b64encode(case.encode()).decode(), "want_response": False}
+    frame = {"type": "request", "id": rid, "seq": rid, "received_at": 0, "method": "POST", "path": f"/{case}",
+             "query": "", "headers": [["x-case", case]], "body": base64.b64encode(case.encode()).decode(),
+             "want_response": False}
     return json.dumps({**frame, **extra})
 
 
@@ -316,7 +317,7 @@ async def test_relay_server_records_an_unusable_ack_and_goes_on(server: LiveServ
             {"type": "ack", "id": second, "status": 200, "target": "http://x/", "attempts": 1},
         ]}))
         session = server.app.services.relays.sessions.get(ep["id"], "t")
-        await wait_until(lambda: session.acked_id == second and session.in_flight == 0)
+        await wait_until(lambda: session.acked_seq == second and session.in_flight == 0)
     bad = await _final_delivery(client, first, "relay")
     assert bad["state"] == "dead" and "unusable ack" in bad["error"] and bad["relay"] == "t"
     good = await _final_delivery(client, second, "relay")

@@ -166,19 +166,26 @@ async def test_relay_requires_token_and_protocol_basics(tmp_path: Path) -> None:
             await client.post(f"/h/{ep['id']}/a", content=b"one")
             async with websockets.connect(ws_url, additional_headers=auth, proxy=None) as ws:
                 hello = json.loads(await ws.recv())
-                assert hello["type"] == "hello" and hello["acked_id"] == 0
+                assert hello["type"] == "hello" and hello["acked_id"] == hello["acked_seq"] == 0
                 req = json.loads(await ws.recv())
                 assert req["type"] == "request" and req["path"] == "/a" and req["body"] == "b25l"
+                listed = (await client.get(f"/api/endpoints/{ep['id']}/requests")).json()["requests"]
+                assert [(r["id"], r["seq"]) for r in listed] == [(req["id"], req["seq"])]
                 ping = json.loads(await ws.recv())
                 assert ping == {"type": "ping"}
                 await ws.send(json.dumps({"type": "ack", "id": req["id"], "status": 204, "target": "http://x/"}))
-                await wait_until(lambda: srv.app.services.relays.sessions.get(ep["id"], "t").acked_id == req["id"])
+                session = srv.app.services.relays.sessions.get(ep["id"], "t")
+                await wait_until(lambda: session.acked_seq == req["seq"] and session.in_flight == 0)
+                # Acked already: the same ack again names no request still in flight, and changes nothing.
+                await ws.send(json.dumps({"type": "ack", "id": req["id"], "status": 500, "target": "http://x/"}))
                 # Silent client: after three ping intervals the server gives up on it.
                 with pytest.raises(websockets.exceptions.ConnectionClosed):
                     while True:
                         await asyncio.wait_for(ws.recv(), 5)
             relays = (await client.get(f"/api/endpoints/{ep['id']}/relays")).json()["relays"]
-            assert relays[0]["acked_id"] == req["id"] and relays[0]["connected"] is False
+            assert relays[0]["acked_id"] == req["seq"] and relays[0]["connected"] is False
+            deliveries = (await client.get(f"/api/requests/{req['id']}/deliveries")).json()["deliveries"]
+            assert [(d["status"], d["attempts"]) for d in deliveries] == [(204, 1)]  # the repeated ack was ignored
             assert (await client.delete(f"/api/endpoints/{ep['id']}/relays/t")).status_code == 204
 
 

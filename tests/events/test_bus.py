@@ -15,7 +15,7 @@ from app.models import CapturedRequest
 
 def added(rid: int, endpoint_id: str = "a", body: bytes | None = b"payload") -> RequestAdded:
     return RequestAdded(CapturedRequest(
-        id=rid, endpoint_id=endpoint_id, received_at=0.0, method="POST", path="", query="", headers=(),
+        id=rid, seq=rid, endpoint_id=endpoint_id, received_at=0.0, method="POST", path="", query="", headers=(),
         body_size=len(body or b""), content_type="", client=None, http_version="1.1", rejected=None, body=body,
     ))
 

@@ -70,7 +70,7 @@ class TcpProxy:
 
 def test_payload_has_smee_shape() -> None:
     req = CapturedRequest(
-        id=7, endpoint_id="e", received_at=1700000000.5, method="POST", path="", query="a=1&b=2&b=3",
+        id=7, seq=7, endpoint_id="e", received_at=1700000000.5, method="POST", path="", query="a=1&b=2&b=3",
         headers=(("host", "x"), ("content-type", "application/json"), ("x-dup", "1"), ("x-dup", "2"),
                  ("connection", "close"), ("content-length", "9")),
         body_size=9, content_type="application/json", client=None, http_version="1.1", rejected=None,

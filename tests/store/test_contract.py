@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol
@@ -33,10 +33,13 @@ from app.events.types import (
 from app.models import CapturedRequest, Endpoint, NewRequest, ResponseSpec
 from app.store.base import BodySpool, RequestQuery, Store
 from app.store.errors import BodyMissing, NotFound, StoreBusy, StoreClosed
+from app.store.postgres import PostgresStore
 from app.store.sqlite.store import SQLiteStore
+from tests import pg
+from tests.store.postgres.support import Databases
 from tests.store.sink import RecordingSink
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgres"]
 
 
 @dataclass
@@ -56,15 +59,32 @@ class StoreFactory(Protocol):
     ) -> Awaitable[Opened]: ...
 
 
-def _open(backend: str, directory: Path, events: RecordingSink, **kw: Any) -> Store:
-    if backend == "sqlite":
+@pytest.fixture(scope="session")
+def pg_databases(pg_server: str) -> Iterator[Databases]:
+    """Migrated databases of this test process (copies of a template, emptied between tests), dropped at the end."""
+    databases = Databases(pg_server)
+    yield databases
+    pg.run_sync(databases.drop_all())
+
+
+async def _open(
+    request: pytest.FixtureRequest, directory: Path, databases: list[str], events: RecordingSink, **kw: Any
+) -> Store:
+    """A new store of the backend on empty storage of its own."""
+    if request.param == "sqlite":
         return SQLiteStore(directory / "contract.db", events=events, durability="normal", **kw)
-    raise AssertionError(f"unknown backend {backend}")
+    if request.param == "postgres":
+        pool: Databases = request.getfixturevalue("pg_databases")
+        dsn = await pool.take()
+        databases.append(dsn)
+        return PostgresStore(dsn, events=events, durability="normal", **kw)
+    raise AssertionError(f"unknown backend {request.param}")
 
 
 @pytest.fixture(params=BACKENDS)
 async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[StoreFactory]:
     opened: list[Store] = []
+    databases: list[str] = []
 
     async def make(
         *,
@@ -76,8 +96,8 @@ async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Async
         sink = events if events is not None else RecordingSink()
         directory = tmp_path / str(len(opened))
         directory.mkdir()
-        store = _open(
-            request.param, directory, sink,
+        store = await _open(
+            request, directory, databases, sink,
             retention_count=retention_count, retention_age=retention_age, queue_size=queue_size,
         )
         await store.open()
@@ -87,6 +107,10 @@ async def store_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Async
     yield make
     for store in opened:
         await store.close()
+    if databases:
+        pool: Databases = request.getfixturevalue("pg_databases")
+        for dsn in databases:
+            await pool.give_back(dsn)
 
 
 @pytest.fixture
@@ -123,8 +147,16 @@ async def _add_many(store: Store, endpoint_id: str, n: int, **fields: Any) -> li
     return [(await store.add_request(_new(endpoint_id, **fields))).id for _ in range(n)]
 
 
+async def _added(store: Store, endpoint_id: str, n: int, **fields: Any) -> list[CapturedRequest]:
+    return [await store.add_request(_new(endpoint_id, **fields)) for _ in range(n)]
+
+
 async def _ids(store: Store, endpoint_id: str, **query: Any) -> list[int]:
     return [r.id for r in await store.list_requests(endpoint_id, RequestQuery(**{"limit": 10_000, **query}))]
+
+
+async def _seqs(store: Store, endpoint_id: str, **query: Any) -> list[int]:
+    return [r.seq for r in await store.list_requests(endpoint_id, RequestQuery(**{"limit": 10_000, **query}))]
 
 
 def _update(req: CapturedRequest, **fields: Any) -> DeliveryUpdate:
@@ -139,7 +171,7 @@ def _update(req: CapturedRequest, **fields: Any) -> DeliveryUpdate:
 async def _spooled(store: Store, endpoint_id: str, data: bytes) -> CapturedRequest:
     spool: BodySpool = store.new_spool()
     for i in range(0, len(data), 64 * 1024):
-        spool.write(data[i : i + 64 * 1024])
+        await spool.write(data[i : i + 64 * 1024])
     await spool.finish()
     return await store.add_request(_new(endpoint_id, None, body_size=len(data), spool=spool))
 
@@ -147,24 +179,43 @@ async def _spooled(store: Store, endpoint_id: str, data: bytes) -> CapturedReque
 # --- ordering ----------------------------------------------------------------------------------------------------
 
 
-async def test_ids_increase_in_commit_order_and_are_never_reused(store: Store, ep: Endpoint) -> None:
-    ids = await _add_many(store, ep.id, 5)
-    assert ids == sorted(set(ids))
-    assert await store.delete_request(ids[-1])
-    (again,) = await _add_many(store, ep.id, 1)
-    assert again > ids[-1]
-    assert await store.last_request_id() == again
+async def test_seqs_increase_in_commit_order_and_are_never_reused(store: Store, ep: Endpoint) -> None:
+    added = await _added(store, ep.id, 5)
+    seqs = [r.seq for r in added]
+    assert seqs == sorted(set(seqs)) and seqs[0] >= 1
+    assert await store.delete_request(added[-1].id)
+    (again,) = await _added(store, ep.id, 1)
+    assert again.seq > seqs[-1]
+    assert len({r.id for r in [*added, again]}) == 6  # ids are never reused either
 
 
-async def test_last_request_id_is_zero_on_an_empty_store(store: Store) -> None:
-    assert await store.last_request_id() == 0
+async def test_last_seq_never_goes_down(store: Store, ep: Endpoint) -> None:
+    added = await _added(store, ep.id, 3)
+    assert await store.last_seq(ep.id) == added[-1].seq
+    # The newest request deleted: a client that saw its seq must not look "ahead of the server".
+    assert await store.delete_request(added[-1].id)
+    assert await store.last_seq(ep.id) == added[-1].seq
+    (again,) = await _added(store, ep.id, 1)
+    assert await store.last_seq(ep.id) == again.seq
+    await store.clear_requests(ep.id)
+    assert await store.last_seq(ep.id) == again.seq
+
+
+async def test_last_seq_is_zero_for_an_endpoint_without_requests(store: Store, ep: Endpoint) -> None:
+    assert await store.last_seq(ep.id) == 0
+    other = await store.create_endpoint("other", ResponseSpec(), EndpointSettings())
+    await _added(store, other.id, 2)
+    assert await store.last_seq(ep.id) == 0  # per endpoint
+    assert await store.last_seq("no-such-endpoint") == 0
 
 
 async def test_list_is_newest_first_and_after_is_oldest_first(store: Store, ep: Endpoint) -> None:
-    ids = await _add_many(store, ep.id, 6)
+    added = await _added(store, ep.id, 6)
+    ids = [r.id for r in added]
     assert await _ids(store, ep.id) == ids[::-1]
     assert await _ids(store, ep.id, after=0) == ids
-    assert [r.id for r in await store.requests_after(ep.id, ids[1], 100)] == ids[2:]
+    assert [r.id for r in await store.requests_after(ep.id, added[1].seq, 100)] == ids[2:]
+    assert [r.seq for r in await store.requests_after(ep.id, 0, 100)] == [r.seq for r in added]
 
 
 async def test_requests_belong_to_their_endpoint(store: Store, ep: Endpoint) -> None:
@@ -260,32 +311,32 @@ async def test_cursors_go_with_their_endpoint(store: Store, ep: Endpoint) -> Non
 
 
 async def test_before_pages_backwards_exclusively_to_the_end(store: Store, ep: Endpoint) -> None:
-    ids = await _add_many(store, ep.id, 7)
+    seqs = [r.seq for r in await _added(store, ep.id, 7)]
     seen: list[int] = []
     before: int | None = None
     while True:
-        page = await _ids(store, ep.id, before=before, limit=3)
+        page = await _seqs(store, ep.id, before=before, limit=3)
         if not page:
             break
         assert len(page) <= 3 and (before is None or max(page) < before)
         seen += page
         before = page[-1]
-    assert seen == ids[::-1]
-    assert await _ids(store, ep.id, before=ids[0]) == []
+    assert seen == seqs[::-1]
+    assert await _seqs(store, ep.id, before=seqs[0]) == []
 
 
 async def test_after_is_exclusive_and_limited(store: Store, ep: Endpoint) -> None:
-    ids = await _add_many(store, ep.id, 5)
-    assert await _ids(store, ep.id, after=ids[1], limit=2) == ids[2:4]
-    assert await _ids(store, ep.id, after=ids[-1]) == []
-    assert [r.id for r in await store.requests_after(ep.id, ids[-1], 10)] == []
+    seqs = [r.seq for r in await _added(store, ep.id, 5)]
+    assert await _seqs(store, ep.id, after=seqs[1], limit=2) == seqs[2:4]
+    assert await _seqs(store, ep.id, after=seqs[-1]) == []
+    assert [r.seq for r in await store.requests_after(ep.id, seqs[-1], 10)] == []
 
 
 async def test_before_and_after_together_give_a_window_newest_first(store: Store, ep: Endpoint) -> None:
-    ids = await _add_many(store, ep.id, 6)
-    assert await _ids(store, ep.id, after=ids[0], before=ids[4]) == [ids[3], ids[2], ids[1]]
-    assert await _ids(store, ep.id, after=ids[0], before=ids[4], limit=1) == [ids[3]]
-    assert await _ids(store, ep.id, after=ids[2], before=ids[3]) == []
+    seqs = [r.seq for r in await _added(store, ep.id, 6)]
+    assert await _seqs(store, ep.id, after=seqs[0], before=seqs[4]) == [seqs[3], seqs[2], seqs[1]]
+    assert await _seqs(store, ep.id, after=seqs[0], before=seqs[4], limit=1) == [seqs[3]]
+    assert await _seqs(store, ep.id, after=seqs[2], before=seqs[3]) == []
 
 
 async def test_limit_edges(store: Store, ep: Endpoint) -> None:
@@ -297,11 +348,11 @@ async def test_limit_edges(store: Store, ep: Endpoint) -> None:
 
 
 async def test_count_requests_after_counts_what_there_is_to_deliver(store: Store, ep: Endpoint) -> None:
-    ids = await _add_many(store, ep.id, 4)
+    seqs = [r.seq for r in await _added(store, ep.id, 4)]
     await store.add_request(_new(ep.id, b"", body_size=10**9, rejected="body_too_large"))
     assert await store.count_requests_after(ep.id, 0) == 4
-    assert await store.count_requests_after(ep.id, ids[1]) == 2
-    assert await store.count_requests_after(ep.id, ids[-1]) == 0
+    assert await store.count_requests_after(ep.id, seqs[1]) == 2
+    assert await store.count_requests_after(ep.id, seqs[-1]) == 0
 
 
 # --- filters -----------------------------------------------------------------------------------------------------
@@ -398,9 +449,10 @@ async def test_prune_keeps_owed_captures_until_the_ceiling_and_counts_what_it_sk
     store = (await store_factory(retention_count=2)).store
     target = "http://127.0.0.1:9/hook"
     ep = await store.create_endpoint("a", ResponseSpec(), EndpointSettings(forward_targets=(target,)))
-    ids = await _add_many(store, ep.id, 10)
-    await store.set_cursor("relay", ep.id, "laptop", ids[3])
-    await store.set_cursor("forward", ep.id, target, ids[5])
+    added = await _added(store, ep.id, 10)
+    ids = [r.id for r in added]
+    await store.set_cursor("relay", ep.id, "laptop", added[3].seq)
+    await store.set_cursor("forward", ep.id, target, added[5].seq)
     await store.set_cursor("forward", ep.id, "http://127.0.0.1:9/not-a-target", 0)  # owes nothing
     # Under the ceiling: only what every owner acknowledged (and the cap) goes.
     result = await store.prune(time.time(), ceiling=100)
@@ -499,12 +551,12 @@ async def test_delivery_history_keeps_the_newest_max_history_attempts(store: Sto
 async def test_record_delivery_advances_the_cursor_in_the_same_write(store: Store, ep: Endpoint) -> None:
     reqs = [await store.add_request(_new(ep.id)) for _ in range(3)]
     for r in reqs:
-        await store.record_delivery(_update(r, kind="relay", target="", relay="laptop"), ("relay", "laptop", r.id))
-    assert await store.get_cursor("relay", ep.id, "laptop") == reqs[-1].id
+        await store.record_delivery(_update(r, kind="relay", target="", relay="laptop"), ("relay", "laptop", r.seq))
+    assert await store.get_cursor("relay", ep.id, "laptop") == reqs[-1].seq
     # Never backwards: a late outcome of an older request leaves the cursor where it is.
     late = _update(reqs[0], kind="relay", target="", relay="laptop")
-    await store.record_delivery(late, ("relay", "laptop", reqs[0].id))
-    assert await store.get_cursor("relay", ep.id, "laptop") == reqs[-1].id
+    await store.record_delivery(late, ("relay", "laptop", reqs[0].seq))
+    assert await store.get_cursor("relay", ep.id, "laptop") == reqs[-1].seq
     # No cursor given: none is created.
     await store.record_delivery(_update(reqs[0]))
     assert await store.get_cursor("forward", ep.id, "http://127.0.0.1:9/in") is None
@@ -515,12 +567,12 @@ async def test_a_delivery_for_a_request_that_is_gone_records_nothing_but_moves_t
 ) -> None:
     gone = await store.add_request(_new(ep.id))
     assert await store.delete_request(gone.id)
-    assert await store.record_delivery(_update(gone), ("forward", "http://127.0.0.1:9/in", gone.id)) == 0
+    assert await store.record_delivery(_update(gone), ("forward", "http://127.0.0.1:9/in", gone.seq)) == 0
     assert await store.list_deliveries(gone.id) == []
-    assert await store.get_cursor("forward", ep.id, "http://127.0.0.1:9/in") == gone.id
+    assert await store.get_cursor("forward", ep.id, "http://127.0.0.1:9/in") == gone.seq
     # The endpoint gone too: still nothing fails, and no cursor comes back.
     assert await store.delete_endpoint(ep.id)
-    assert await store.record_delivery(_update(gone), ("forward", "http://127.0.0.1:9/in", gone.id)) == 0
+    assert await store.record_delivery(_update(gone), ("forward", "http://127.0.0.1:9/in", gone.seq)) == 0
     assert await store.get_cursor("forward", ep.id, "http://127.0.0.1:9/in") is None
 
 
@@ -574,16 +626,21 @@ async def test_an_empty_body_and_a_rejected_capture_load_as_empty(store: Store, 
 # --- concurrency -------------------------------------------------------------------------------------------------
 
 
-async def test_concurrent_captures_all_commit_with_unique_increasing_ids(store: Store) -> None:
+async def test_concurrent_captures_all_commit_with_unique_ids_and_increasing_seqs(store: Store) -> None:
     endpoints = [await store.create_endpoint(f"e{i}", ResponseSpec(), EndpointSettings()) for i in range(3)]
     pending = [store.add_request(_new(endpoints[i % 3].id, str(i).encode())) for i in range(600)]
     added = await asyncio.gather(*pending)
     ids = [r.id for r in added]
-    assert ids == sorted(ids) and len(set(ids)) == 600  # queued in call order, committed in it
+    assert len(set(ids)) == 600
     for i, ep in enumerate(endpoints):
-        assert await _ids(store, ep.id, after=0) == ids[i::3]
+        mine = added[i::3]
+        seqs = [r.seq for r in mine]
+        assert seqs == sorted(set(seqs))  # queued in call order, committed in it: seq order within the endpoint
+        assert await _ids(store, ep.id, after=0) == [r.id for r in mine]
+        assert await _seqs(store, ep.id, after=0) == seqs
         bodies = [r.body for r in await store.requests_after(ep.id, 0, 1000)]
         assert bodies == [str(n).encode() for n in range(i, 600, 3)]
+        assert [r.id for r in await store.requests_after(ep.id, seqs[99], 1000)] == [r.id for r in mine[100:]]
 
 
 async def test_a_full_write_queue_is_store_busy_at_once(store_factory: StoreFactory) -> None:
@@ -665,7 +722,9 @@ async def test_events_come_in_commit_order_before_the_write_returns(store: Store
         # Emitted in the after-commit step, before the awaitable completes.
         assert any(isinstance(e, RequestAdded) and e.request.id == req.id for e in events.events)
         added.append(req.id)
-    assert [e.request.id for e in events.events if isinstance(e, RequestAdded)] == added
+    announced = [e.request for e in events.events if isinstance(e, RequestAdded)]
+    assert [r.id for r in announced] == added
+    assert [r.seq for r in announced] == sorted({r.seq for r in announced})  # commit order is seq order
 
 
 async def test_a_reader_woken_by_an_event_finds_what_it_announces(store_factory: StoreFactory) -> None:
@@ -700,7 +759,7 @@ async def test_writes_that_change_nothing_emit_nothing(store: Store, events: Rec
     assert await store.update_endpoint("no-such-endpoint", name="x") is None
     await store.update_verdicts([(req.id, "valid", "")])
     assert (await store.prune(time.time())).removed == 0
-    assert await store.record_delivery(_update(req), ("forward", "http://127.0.0.1:9/in", req.id)) == 0
+    assert await store.record_delivery(_update(req), ("forward", "http://127.0.0.1:9/in", req.seq)) == 0
     await store.set_cursor("relay", ep.id, "laptop", 1)
     with pytest.raises(NotFound):
         await store.add_request(_new("no-such-endpoint"))

@@ -331,7 +331,8 @@ def test_row_cap_drops_oldest_rows_but_keeps_the_selected_one(ui_server: ServerP
       const ol = document.createElement("ol");
       document.body.appendChild(ol);
       const list = new RequestList(ol, { onSelect: () => {}, onChange: () => {} });
-      const summary = (id) => ({ id, method: "POST", path: "/p" + id, query: "", received_at: new Date().toISOString(),
+      const summary = (id) => ({ id, seq: id, method: "POST", path: "/p" + id, query: "",
+        received_at: new Date().toISOString(),
         body_size: 1, content_type: "text/plain", client: "127.0.0.1", rejected: null, provider: null,
         event_type: null, event_id: null, verification: { status: "unconfigured", reason: "" }, duplicate_of: null });
       const older = [];

@@ -135,9 +135,9 @@ class FileSpool(BodySpool):
         self._file: BinaryIO | None = files.path(name).open("xb")
         self.finished = False
 
-    def write(self, chunk: bytes) -> None:
-        # A page-cache write of one receive chunk (<= 64 KiB from uvicorn) takes microseconds; the costly
-        # fsync happens once, off the event loop, in finish().
+    async def write(self, chunk: bytes) -> None:
+        # Nothing awaited: a page-cache write of one receive chunk (<= 64 KiB from uvicorn) takes microseconds;
+        # the costly fsync happens once, off the event loop, in finish().
         assert self._file is not None
         try:
             self._file.write(chunk)

@@ -15,6 +15,7 @@ from app.store.cursors import CursorAdvance
 from app.store.errors import NotFound, StoreBusy
 from app.store.sqlite.writer import Writer
 
+# The cursors table's `acked_id` column holds the acked seq, which on SQLite is a request id (store.py).
 DELIVERY_COLUMNS = (
     "id, request_id, endpoint_id, kind, target, relay, state, attempts, created_at, updated_at, next_attempt_at,"
     " status, latency_ms, error, response_headers, response_body, response_size, history, sent"
@@ -103,18 +104,24 @@ class DeliveryQueries:
     events: EventSink
     _read: Callable[[], Any]
 
-    async def count_requests_after(self, endpoint_id: str, after: int) -> int:
+    async def count_requests_after(self, endpoint_id: str, after_seq: int) -> int:
         async with self._read() as db:
             cur = await db.execute(
                 "SELECT COUNT(*) FROM requests WHERE endpoint_id = ? AND id > ? AND rejected IS NULL",
-                (endpoint_id, after),
+                (endpoint_id, after_seq),
             )
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
-    async def last_request_id(self) -> int:
+    async def last_seq(self, endpoint_id: str) -> int:
+        """The newest id still there or, when the newest were deleted, the largest one deleted (`removed_seq`,
+        kept by a trigger on every delete: schema.py, migration 5)."""
         async with self._read() as db:
-            cur = await db.execute("SELECT seq FROM sqlite_sequence WHERE name = 'requests'")
+            cur = await db.execute(
+                "SELECT MAX(removed_seq, COALESCE((SELECT MAX(id) FROM requests WHERE endpoint_id = ?), 0))"
+                " FROM endpoints WHERE id = ?",
+                (endpoint_id, endpoint_id),
+            )
             row = await cur.fetchone()
         return int(row[0]) if row else 0
 
@@ -192,7 +199,7 @@ class DeliveryQueries:
         return int(row[0]) if row else None
 
     async def set_cursor(
-        self, kind: CursorKind, endpoint_id: str, name: str, acked_id: int, force: bool = False
+        self, kind: CursorKind, endpoint_id: str, name: str, acked_seq: int, force: bool = False
     ) -> int:
         now = time.time()
 
@@ -205,10 +212,10 @@ class DeliveryQueries:
                     "INSERT INTO cursors (kind, endpoint_id, name, acked_id, updated_at) VALUES (?, ?, ?, ?, ?)"
                     " ON CONFLICT (kind, endpoint_id, name) DO UPDATE SET acked_id = excluded.acked_id,"
                     " updated_at = excluded.updated_at",
-                    (kind, endpoint_id, name, acked_id, now),
+                    (kind, endpoint_id, name, acked_seq, now),
                 )
             else:
-                conn.execute(_ADVANCE, (kind, endpoint_id, name, acked_id, now))
+                conn.execute(_ADVANCE, (kind, endpoint_id, name, acked_seq, now))
             row = conn.execute(
                 "SELECT acked_id FROM cursors WHERE kind = ? AND endpoint_id = ? AND name = ?",
                 (kind, endpoint_id, name),

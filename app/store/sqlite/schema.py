@@ -86,6 +86,18 @@ MIGRATIONS: list[str] = [
     """
     ALTER TABLE cursors ADD COLUMN skipped INTEGER NOT NULL DEFAULT 0;
     """,
+    # 5: the largest request id (the seq, on SQLite) each endpoint has lost to a delete, so that its last_seq
+    # never goes down when its newest requests are deleted, cleared or pruned. A trigger, so that no delete path
+    # can forget it; nothing is added to the capture path.
+    """
+    ALTER TABLE endpoints ADD COLUMN removed_seq INTEGER NOT NULL DEFAULT 0;
+    -- Which ids an existing endpoint lost before now is not known: the largest id ever assigned bounds them all,
+    -- and every later id of the endpoint is above it, so it is a correct cursor position to start from.
+    UPDATE endpoints SET removed_seq = COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'requests'), 0);
+    CREATE TRIGGER requests_removed_seq AFTER DELETE ON requests BEGIN
+        UPDATE endpoints SET removed_seq = MAX(removed_seq, OLD.id) WHERE id = OLD.endpoint_id;
+    END;
+    """,
 ]
 
 

@@ -1,4 +1,10 @@
-"""The embedded SQLite backend: one write connection behind the Writer, a small pool of read connections."""
+"""The embedded SQLite backend: one write connection behind the Writer, a small pool of read connections.
+
+A request's seq (its position in its endpoint, the value every cursor holds) is its id: the single writer commits
+in id order, so within one endpoint the global AUTOINCREMENT id is strictly increasing in commit order and never
+reused, which is all the contract asks of a seq (gaps are allowed). So the schema has no seq column, and
+"seq > N" queries are "id > N" on the (endpoint_id, id) index.
+"""
 
 from __future__ import annotations
 
@@ -88,6 +94,7 @@ def _like(term: str) -> str:
 def _row_to_request(row: Any, body: bytes | None = None) -> CapturedRequest:
     return CapturedRequest(
         id=row[0],
+        seq=row[0],  # seq is the id on SQLite (module docstring)
         endpoint_id=row[1],
         received_at=row[2],
         method=row[3],
@@ -396,7 +403,7 @@ class SQLiteStore(DeliveryQueries, Store):
                 raise NotFound(f"no endpoint with id {new.endpoint_id!r}") from exc
             rid = cur.lastrowid
             assert rid is not None
-            return CapturedRequest.from_new(rid, new, duplicate_of)
+            return CapturedRequest.from_new(rid, new, duplicate_of, seq=rid)
 
         return self.writer.submit_nowait(op, after_commit=self._added)
 
@@ -493,8 +500,8 @@ class SQLiteStore(DeliveryQueries, Store):
             rows = await cur.fetchall()
         return [_row_to_request(r, r[BODY_INDEX] if query.with_body else None) for r in rows]
 
-    async def requests_after(self, endpoint_id: str, after: int, limit: int) -> list[CapturedRequest]:
-        return await self.list_requests(endpoint_id, RequestQuery(after=after, limit=limit, with_body=True))
+    async def requests_after(self, endpoint_id: str, after_seq: int, limit: int) -> list[CapturedRequest]:
+        return await self.list_requests(endpoint_id, RequestQuery(after=after_seq, limit=limit, with_body=True))
 
     async def delete_request(self, request_id: int) -> bool:
         def op(conn: sqlite3.Connection) -> tuple[str, str | None] | None:

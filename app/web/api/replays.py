@@ -6,7 +6,8 @@ Routes (docs/forwarding.md):
   POST /api/endpoints/{id}/replay    {"target"?, "ids"?, "method"?, "q"?, "verification"?, "duplicate"?,
                                      "provider"?, "after"?, "before"?, "limit"?, "resign"?}
                                      -> {"deliveries": [Delivery]} (capture order)
-A replay without "target" uses the endpoint's remembered `replay_target`; a replay with one remembers it.
+A replay without "target" uses the endpoint's remembered `replay_target`; a replay with one remembers it. A bulk
+replay's "after" and "before" are positions (seq) in the endpoint, as in the list API; "ids" are request ids.
 """
 
 from __future__ import annotations
@@ -95,8 +96,9 @@ async def replay_many(request: Request) -> Response:
     if ids is not None:
         if not isinstance(ids, list) or len(ids) > MAX_BULK or not all(_is_id(i) for i in ids):
             raise ApiError(400, "invalid_replay", f"ids must be a list of at most {MAX_BULK} request ids")
-        found = [await store.get_request(i) for i in sorted(set(ids))]
-        reqs = [r for r in found if r is not None and r.endpoint_id == ep.id]
+        found = [await store.get_request(i) for i in set(ids)]
+        # Capture order is seq order (ids of one endpoint need not follow it on every backend).
+        reqs = sorted((r for r in found if r is not None and r.endpoint_id == ep.id), key=lambda r: r.seq)
     else:
         methods = data.get("method") or ""
         text = data.get("q") or None
@@ -121,7 +123,7 @@ async def replay_many(request: Request) -> Response:
             methods=tuple(m.strip().upper() for m in methods.split(",") if m.strip()),
             text=text, verification=verification, duplicate=duplicate, provider=provider,
         )
-        summaries = sorted(await store.list_requests(ep.id, query), key=lambda r: r.id)
+        summaries = sorted(await store.list_requests(ep.id, query), key=lambda r: r.seq)
         reqs = [r for r in [await store.get_request(s.id) for s in summaries] if r is not None]
     resigner = _resigner_for(ep, data)
     deliveries = []

@@ -18,7 +18,6 @@ from starlette.routing import Route
 from app.events.bus import SubscriptionEvicted
 from app.events.types import RequestAdded
 from app.services import services_of
-from app.store.base import RequestQuery
 from app.store.errors import BodyMissing
 from app.web.errors import ApiError
 from app.web.lookup import get_captured, get_endpoint
@@ -35,11 +34,12 @@ async def list_requests(request: Request) -> Response:
     rows = await services_of(request).store.list_requests(ep.id, query)
     data: dict[str, Any] = {"requests": [r.summary_json() for r in rows]}
     full = len(rows) == query.limit
+    # Page bounds are positions (seq) in the endpoint, under the names they had when they were ids.
     if query.ascending:
-        data["last_id"] = rows[-1].id if rows else query.after
+        data["last_id"] = rows[-1].seq if rows else query.after
         data["has_more"] = full
     else:
-        data["next_before"] = rows[-1].id if rows and full else None
+        data["next_before"] = rows[-1].seq if rows and full else None
         data["has_more"] = full
     return JSONResponse(data)
 
@@ -103,7 +103,7 @@ async def delete_request(request: Request) -> Response:
 
 
 async def wait_for_request(request: Request) -> Response:
-    """Block until a request matching the filters with id > after is committed; 204 on timeout."""
+    """Block until a request matching the filters with seq > after is committed; 204 on timeout."""
     ep = get_endpoint(request)
     seconds = min(seconds_param(request, "timeout", "30"), MAX_WAIT)
     services = services_of(request)
@@ -114,8 +114,7 @@ async def wait_for_request(request: Request) -> Response:
     sub = bus.subscribe(ep.id, kinds=(RequestAdded,), maxsize=64)
     try:
         if after is None:
-            newest = await store.list_requests(ep.id, RequestQuery(limit=1))
-            after = newest[0].id if newest else 0
+            after = await store.last_seq(ep.id)
         query = request_query(request, after=after, before=None, limit=1)
         while True:
             rows = await store.list_requests(ep.id, query)
