@@ -6,6 +6,14 @@ still to deliver, so pending deliveries survive restarts and keep capture order.
 transaction that records a final outcome (delivered, failed, or dead after the retry schedule); a crash between
 a delivery and that commit delivers the request again (at-least-once). Outcome writes are pipelined: the worker
 queues the write and moves on, and the single writer commits them in order.
+
+Several instances on one database each run a worker per (endpoint, target), but a worker delivers only while it
+holds the store's lease ("forward", endpoint, target) for its instance (app/store/leases.py): it asks for it every
+`retry` seconds, renews it every `renew` seconds, stops delivering at once when a renewal finds it taken (this
+instance stalled past the ttl and another took over) or when it could not renew before the ttl ran out, and gives
+it up on shutdown (after its queued outcomes committed) so a survivor takes over without waiting for expiry. The
+cursor stays the truth: after a takeover the new owner starts from it, so the item the old owner had in flight
+may be delivered twice (at-least-once).
 """
 
 from __future__ import annotations
@@ -28,15 +36,28 @@ from app.events.types import EndpointChanged, EndpointDeleted, Event, RequestAdd
 from app.models import CapturedRequest, Endpoint
 from app.store.base import CursorAdvance, Store
 from app.store.errors import BodyMissing
+from app.tasks import first_completed
 
 log = logging.getLogger("hookscope.forward")
 
+RELEASE_SECONDS = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseTiming:
+    """Seconds: a lease lasts `ttl` from each renewal, renewed every `renew` (well before it runs out); a worker
+    without it asks again every `retry`. A dead owner's targets move after at most ttl + retry."""
+
+    ttl: float = 15.0
+    renew: float = 5.0
+    retry: float = 2.0
 
 
 @dataclass
 class WorkerStatus:
     target: str
-    # A seq (position in the endpoint), shown under its historical name "acked_id".
+    # A seq (position in the endpoint), shown under its historical name "acked_id"; while another instance holds
+    # the target's lease, the stored cursor as last read.
     acked_id: int | None = None
     current_id: int | None = None
     attempts: int = 0
@@ -63,8 +84,13 @@ class Forwarder:
         retry: RetryPolicy,
         passthrough: AnswerSink | None,
         writes: PendingWrites,
+        instance: str,
+        leases: LeaseTiming = LeaseTiming(),
     ) -> None:
+        """instance: this process's id, the owner of the leases its workers take."""
         self.store = store
+        self.instance = instance
+        self.leases = leases
         self.feed = feed
         self.sender = sender
         self.retry = retry
@@ -86,6 +112,8 @@ class Forwarder:
             self.on_endpoint(ep.id, ep)
 
     async def stop(self) -> None:
+        """Cancel the workers; each gives its lease up once the outcomes queued so far committed (so the
+        instance that takes over starts after them)."""
         self._started = False
         workers = list(self._workers.values())
         self._workers.clear()
@@ -137,6 +165,9 @@ class Forwarder:
             and req.seq > w.start_after
         ]
 
+    def has_worker(self, endpoint_id: str, target: str) -> bool:
+        return (endpoint_id, target) in self._workers
+
 
 class _Worker:
     def __init__(self, owner: Forwarder, endpoint_id: str, target: str, start_after: int) -> None:
@@ -150,21 +181,94 @@ class _Worker:
 
     async def _run(self) -> None:
         store = self.owner.store
+        timing = self.owner.leases
+        try:
+            while True:
+                try:
+                    loop = asyncio.get_running_loop()
+                    # Measured before asking: the lease runs ttl from the database's now(), which is later.
+                    asked_at = loop.time()
+                    if await store.acquire_lease("forward", self.endpoint_id, self.target, self.owner.instance,
+                                                 timing.ttl):
+                        await self._while_holding(asked_at + timing.ttl)
+                        continue
+                    # Another instance delivers this target: show its progress as stored.
+                    self.status.acked_id = await store.get_cursor("forward", self.endpoint_id, self.target)
+                    await asyncio.sleep(timing.retry)
+                except asyncio.CancelledError:
+                    raise
+                except Exception:  # the feed or the store failed (not one request): log, pause, resume from the cursor
+                    log.exception("forward worker %s -> %s failed; restarting", self.endpoint_id, self.target)
+                    await asyncio.sleep(1.0)
+        finally:
+            self._idle()
+            await self._give_up_lease()
+
+    async def _give_up_lease(self) -> None:
+        """Once this worker ended (shutdown, target removed): release the lease after the outcomes queued so far
+        committed, unless this instance has a worker for the target again (the lease is the instance's, so
+        that worker's now). Bounded: a broken store must not hold up shutdown (the lease then expires)."""
+        with contextlib.suppress(Exception):
+            async with asyncio.timeout(RELEASE_SECONDS):
+                await self.owner.writes.flush()
+                if not self.owner.has_worker(self.endpoint_id, self.target):
+                    await self.owner.store.release_lease("forward", self.endpoint_id, self.target,
+                                                         self.owner.instance)
+
+    async def _while_holding(self, expires: float) -> None:
+        """Deliver while the lease is ours; returns (having stopped delivering) once it is lost. `expires`: the
+        loop time by which the lease has surely run out unless renewed."""
+        delivering = asyncio.create_task(self._deliver_all(), name=f"forward {self.endpoint_id} -> {self.target}")
+        renewing = asyncio.create_task(self._keep_lease(expires), name=f"lease {self.endpoint_id} -> {self.target}")
+        try:
+            for task in await first_completed([delivering, renewing]):
+                error = task.exception()
+                if error is not None:
+                    raise error
+        finally:
+            self._idle()
+
+    def _idle(self) -> None:
+        self.status.current_id = None
+        self.status.attempts = 0
+        self.status.next_attempt_at = None
+
+    async def _keep_lease(self, expires: float) -> None:
+        """Renew every `renew` seconds; returns when the lease is lost: a renewal found another owner, or none
+        succeeded before `expires` (from then on another instance may hold it)."""
+        owner = self.owner
+        loop = asyncio.get_running_loop()
         while True:
+            await asyncio.sleep(owner.leases.renew)
+            asked_at = loop.time()
             try:
-                cursor = await store.get_cursor("forward", self.endpoint_id, self.target)
-                if cursor is None:
-                    cursor = await store.set_cursor("forward", self.endpoint_id, self.target, self.start_after)
-                self.status.acked_id = cursor
-                async for req in self.owner.feed.follow(self.endpoint_id, cursor):
-                    if not req.rejected:
-                        await self._deliver_isolated(req)
-                    self.status.acked_id = req.seq
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # the feed or the store failed (not one request): log, pause, resume from the cursor
-                log.exception("forward worker %s -> %s failed; restarting", self.endpoint_id, self.target)
-                await asyncio.sleep(1.0)
+                async with asyncio.timeout_at(expires):
+                    renewed = await owner.store.acquire_lease("forward", self.endpoint_id, self.target,
+                                                              owner.instance, owner.leases.ttl)
+            except TimeoutError:
+                log.warning("forward %s -> %s: could not renew the lease in time; pausing", self.endpoint_id,
+                            self.target)
+                return
+            except Exception as exc:  # keep trying until the lease runs out: a blip must not stop delivery
+                log.warning("forward %s -> %s: renewing the lease failed: %s", self.endpoint_id, self.target, exc)
+                if loop.time() >= expires:
+                    return
+                continue
+            if not renewed:
+                log.warning("forward %s -> %s: another instance took over", self.endpoint_id, self.target)
+                return
+            expires = asked_at + owner.leases.ttl
+
+    async def _deliver_all(self) -> None:
+        store = self.owner.store
+        cursor = await store.get_cursor("forward", self.endpoint_id, self.target)
+        if cursor is None:
+            cursor = await store.set_cursor("forward", self.endpoint_id, self.target, self.start_after)
+        self.status.acked_id = cursor
+        async for req in self.owner.feed.follow(self.endpoint_id, cursor):
+            if not req.rejected:
+                await self._deliver_isolated(req)
+            self.status.acked_id = req.seq
 
     async def _deliver_isolated(self, req: CapturedRequest) -> None:
         """Deliver one request; a bug while doing so becomes that request's dead delivery (retryable by hand)

@@ -26,6 +26,14 @@ with that id, in the same transaction that records the delivery. An ack naming n
 and has not had acknowledged is ignored. A request sent but not acked (crash, lost connection, laptop asleep)
 is sent again on the next connection: at-least-once. `from` (all, now, or a seq to start at) resets the cursor;
 without it a known relay resumes from its cursor, and a new one starts at "now".
+
+Several instances on one database: a relay is served by the instance it is connected to, which holds the store's
+lease ("relay", endpoint, name) for its instance id (app/store/leases.py). A connection TAKES the lease over,
+whoever held it (a relay reconnecting through another instance after a network change, a load balancer, or the old
+instance's death), and renews it with each ping; a renewal that finds another owner means the relay connected
+elsewhere since, and this stale socket is closed (4000, as for a reconnection to this same instance). The lease
+lasts three ping intervals, the silence after which a relay counts as gone. `RelaySessions` stays this instance's:
+passthrough asks it, so a relay connected to another instance does not answer a capture taken here (yet).
 """
 
 from __future__ import annotations
@@ -64,9 +72,11 @@ MAX_ACK_BODY = 1024 * 1024
 class RelayHub:
     def __init__(
         self, store: Store, bus: EventBus, feed: CaptureFeed, writes: PendingWrites, passthrough: AnswerSink | None,
-        sessions: RelaySessions, ping_interval: float,
+        sessions: RelaySessions, ping_interval: float, instance: str,
     ) -> None:
+        """instance: this process's id, the owner of the relay leases of its connections."""
         self.store = store
+        self.instance = instance
         self.bus = bus
         self.feed = feed
         self.writes = writes
@@ -78,6 +88,7 @@ class RelayHub:
         """Relays of an endpoint: connected ones and every one with a stored cursor."""
         rows: dict[str, dict[str, Any]] = {}
         skipped = await self.store.skipped_counts(endpoint_id, "relay")
+        owners = await self.store.lease_owners(endpoint_id, "relay")
         for name, acked, updated in await self.store.list_cursors(endpoint_id, "relay"):
             # "acked_id" holds a seq (the field keeps its historical name).
             rows[name] = {"name": name, "connected": False, "acked_id": acked, "acked_at": updated,
@@ -90,6 +101,8 @@ class RelayHub:
         for row in rows.values():
             row["pending"] = await self.store.count_requests_after(endpoint_id, row["acked_id"])
             row["skipped"] = skipped.get(row["name"], 0)
+            # The instance serving it, maybe another one ("connected" and what follows it are this instance's).
+            row["owner"] = owners.get(row["name"])
         return sorted(rows.values(), key=lambda r: r["name"])
 
     async def close_all(self) -> None:
@@ -110,9 +123,15 @@ class RelayHub:
         if not NAME_RE.match(name):
             await _refuse(ws, "invalid_name", "name must be 1-100 characters of A-Z a-z 0-9 . _ : @ -")
             return
+        # Before the cursor is read: the instance serving this relay until now stops at its next renewal, and
+        # whatever it still acks only moves the cursor forward (never back past what we read).
+        if not await self.store.take_over_lease("relay", ep.id, name, self.instance, self._lease_ttl):
+            await _refuse(ws, "endpoint_not_found", "no such endpoint")
+            return
         try:
             cursor = await self._start_cursor(ep, name, ws.query_params.get("from"))
         except ValueError as exc:
+            await self._release(ep.id, name)
             await _refuse(ws, "invalid_from", str(exc))
             return
         client = ws.client
@@ -148,7 +167,23 @@ class RelayHub:
             self.sessions.remove(session)
             with contextlib.suppress(Exception):
                 await ws.close()
+            await self._release(ep.id, name)
             log.info("relay %s disconnected (acked %d)", name, session.acked_seq)
+
+    @property
+    def _lease_ttl(self) -> float:
+        # The silence after which the pinger drops a relay: the lease outlives a live connection's renewals.
+        return 3 * self.ping_interval
+
+    async def _release(self, endpoint_id: str, name: str) -> None:
+        """Give the relay's lease up unless a newer connection of it to this instance holds it (the lease is the
+        instance's, so it is that connection's now). Best effort: unreleased, the lease expires."""
+        if self.sessions.get(endpoint_id, name) is not None:
+            return
+        try:
+            await self.store.release_lease("relay", endpoint_id, name, self.instance)
+        except Exception as exc:
+            log.warning("relay %s: could not release its lease (it will expire): %s", name, exc)
 
     async def _start_cursor(self, ep: Endpoint, name: str, start: str | None) -> int:
         if start is None or start == "":
@@ -343,13 +378,31 @@ class RelayHub:
             removals.close()
 
     async def _pinger(self, ws: WebSocket, session: RelaySession) -> None:
-        """Ping every interval; a client silent for three intervals is gone (sleeping laptop, dead network)."""
+        """Ping every interval; a client silent for three intervals is gone (sleeping laptop, dead network).
+        Each ping renews the relay's lease; when another instance holds it, the relay reconnected there and
+        this socket is stale: closed like one replaced on this instance."""
         while True:
             await asyncio.sleep(self.ping_interval)
             if time.time() - session.last_seen_at > 3 * self.ping_interval:
                 log.info("relay %s missed its pings; closing", session.name)
                 return
+            if not await self._renew(session):
+                log.info("relay %s connected through another instance; closing this connection", session.name)
+                with contextlib.suppress(Exception):
+                    await ws.close(4000, "replaced by a new connection")
+                return
             await ws.send_text('{"type":"ping"}')
+
+    async def _renew(self, session: RelaySession) -> bool:
+        """False when another owner holds the lease (or the endpoint is gone). A store error keeps the
+        connection (the relay is here and live; its acks tell whether the store works): the next ping tries
+        again."""
+        try:
+            return await self.store.acquire_lease("relay", session.endpoint_id, session.name, self.instance,
+                                                  self._lease_ttl)
+        except Exception as exc:
+            log.warning("relay %s: renewing its lease failed: %s", session.name, exc)
+            return True
 
 
 def check_ack(msg: Any) -> None:

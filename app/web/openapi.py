@@ -262,6 +262,7 @@ def _schemas() -> dict[str, Schema]:
                 "in_flight": {"type": "integer", "minimum": 0},
                 "pending": {"type": "integer", "minimum": 0},
                 "skipped": SKIPPED,
+                "owner": _nullable({**STRING, "description": "id of the instance serving it (null: none)"}),
             }
         ),
         "TargetStatus": _obj(
@@ -274,6 +275,7 @@ def _schemas() -> dict[str, Schema]:
                 "last_error": _nullable(STRING),
                 "pending": _nullable({"type": "integer", "minimum": 0}),
                 "skipped": SKIPPED,
+                "owner": _nullable({**STRING, "description": "id of the instance delivering it (null: none)"}),
             }
         ),
         "SignatureHelp": _obj(
@@ -539,7 +541,9 @@ def _paths() -> dict[str, Schema]:
         "/api/endpoints/{endpoint_id}/forwarding": {
             "parameters": [_param("EndpointId")],
             "get": _op("forwardingStatus", "Each forward target's position and last error",
-                       {"200": _json(_obj({"targets": {"type": "array", "items": _ref("TargetStatus")}}), "targets")},
+                       {"200": _json(_obj({"instance": {**STRING, "description": "id of the answering instance"},
+                                           "targets": {"type": "array", "items": _ref("TargetStatus")}}),
+                                     "targets")},
                        errors=(404,)),
         },
         "/api/endpoints/{endpoint_id}/relay": {

@@ -37,6 +37,7 @@ from app.providers.types import VerdictStatus
 from app.settings import Durability
 from app.store.base import (
     BodySpool,
+    LeaseKind,
     PruneResult,
     RequestQuery,
     Store,
@@ -45,6 +46,7 @@ from app.store.base import (
 from app.store.errors import BodyMissing, NotFound, StorageUnavailable
 from app.store.sqlite.bodies import BodyFiles, iter_file
 from app.store.sqlite.deliveries import DeliveryQueries
+from app.store.sqlite.leases import LocalLeases
 from app.store.sqlite.lock import DatabaseLock
 from app.store.sqlite.retention import PrunedEndpoint, RetentionRules, prune_all
 from app.store.sqlite.schema import migrate
@@ -142,6 +144,7 @@ class SQLiteStore(DeliveryQueries, Store):
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._reader_conns: list[aiosqlite.Connection] = []
         self._endpoints: dict[str, Endpoint] = {}
+        self._leases = LocalLeases()
 
     # lifecycle ---------------------------------------------------------------------------------------------
     def _connect_writer(self) -> sqlite3.Connection:
@@ -324,6 +327,7 @@ class SQLiteStore(DeliveryQueries, Store):
             if files is None:
                 return  # there was no such endpoint: nothing changed
             self._endpoints.pop(endpoint_id, None)
+            self._leases.forget_endpoint(endpoint_id)
             self.events.emit(EndpointDeleted(endpoint_id))
             if files:
                 self.bodies.delete(files)
@@ -576,6 +580,25 @@ class SQLiteStore(DeliveryQueries, Store):
 
     def new_spool(self) -> BodySpool:
         return self.bodies.new_spool()
+
+    # leases (in memory: one instance per database; leases.py) ---------------------------------------------------
+    async def acquire_lease(self, kind: LeaseKind, endpoint_id: str, name: str, owner: str, ttl: float) -> bool:
+        return endpoint_id in self._endpoints and self._leases.acquire(kind, endpoint_id, name, owner, ttl)
+
+    async def take_over_lease(self, kind: LeaseKind, endpoint_id: str, name: str, owner: str, ttl: float) -> bool:
+        if endpoint_id not in self._endpoints:
+            return False
+        self._leases.take_over(kind, endpoint_id, name, owner, ttl)
+        return True
+
+    async def release_lease(self, kind: LeaseKind, endpoint_id: str, name: str, owner: str) -> bool:
+        return self._leases.release(kind, endpoint_id, name, owner)
+
+    async def lease_owner(self, kind: LeaseKind, endpoint_id: str, name: str) -> str | None:
+        return self._leases.owner(kind, endpoint_id, name)
+
+    async def lease_owners(self, endpoint_id: str, kind: LeaseKind) -> dict[str, str]:
+        return self._leases.owners(endpoint_id, kind)
 
 
 async def _one_chunk(body: bytes) -> AsyncIterator[bytes]:
