@@ -13,6 +13,7 @@ Who needs whom (an arrow: "is given"):
     CaptureFeed (bus + store) -> Forwarder, RelayHub, SmeeStream
     PendingWrites -> Forwarder, RelayHub
     Sender (SSRF guard + wire client) -> Forwarder, Replayer
+    instance id (one per process) -> Forwarder, RelayHub (the owner of the leases they take: app/store/leases.py)
 """
 
 from __future__ import annotations
@@ -20,6 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import re
+import secrets
+import socket
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -51,6 +56,8 @@ log = logging.getLogger("hookscope")
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
+    # This process among the instances sharing the database: the owner named in its leases and status pages.
+    instance: str
     templates: Jinja2Templates
     bus: EventBus
     store: Store
@@ -64,23 +71,35 @@ class Services:
     smee: SmeeStream
 
 
+def new_instance_id() -> str:
+    """Host, pid and 24 random bits, e.g. "web-1-4711-9f3a2c": readable in status pages, unique among the
+    instances of one database even across restarts and containers that reuse a pid. At most 32 characters of
+    [A-Za-z0-9_-] (the doorbell's instance grammar, so one id can name this process everywhere)."""
+    host = re.sub(r"[^A-Za-z0-9_-]", "-", socket.gethostname().split(".")[0])[:16] or "host"
+    return f"{host}-{os.getpid() % 10_000_000}-{secrets.token_hex(3)}"
+
+
 def build_services(settings: Settings) -> Services:
+    instance = new_instance_id()
     # The one path from a committed change to whatever reacts to it (docs/events.md): the store emits into it.
     bus = EventBus()
-    store = _build_store(settings, bus)
+    store = _build_store(settings, bus, instance)
     feed = CaptureFeed(store, bus)
     sender = Sender(ForwardPolicy.from_allow(settings.forward_allow), settings.forward_timeout)
     sessions = RelaySessions()
     passthrough = Passthrough(store.cached_endpoint, sessions)
     writes = PendingWrites()
-    forwarder = Forwarder(store, feed, sender, RetryPolicy.parse(settings.forward_retry), passthrough, writes)
-    relays = RelayHub(store, bus, feed, writes, passthrough, sessions, settings.relay_ping_interval)
+    forwarder = Forwarder(
+        store, feed, sender, RetryPolicy.parse(settings.forward_retry), passthrough, writes, instance
+    )
+    relays = RelayHub(store, bus, feed, writes, passthrough, sessions, settings.relay_ping_interval, instance)
     # Listeners, not subscriptions: a passthrough waiter must exist, and a new target's worker start, in the
     # store's after-commit step, before any deliverer can see the capture (docs/events.md).
     bus.listen(passthrough.on_event)
     bus.listen(forwarder.on_event)
     return Services(
         settings=settings,
+        instance=instance,
         templates=Jinja2Templates(directory=str(resource_dir("templates"))),
         bus=bus,
         store=store,
@@ -95,7 +114,7 @@ def build_services(settings: Settings) -> Services:
     )
 
 
-def _build_store(settings: Settings, bus: EventBus) -> Store:
+def _build_store(settings: Settings, bus: EventBus, instance: str) -> Store:
     """The store `settings.db` names (`settings.backend`), emitting into `bus`; constructed only, not opened."""
     if settings.backend == "postgres":
         # Imported here: asyncpg costs ~60 ms at import, which every SQLite start-up (and each of the test suite's
@@ -109,6 +128,7 @@ def _build_store(settings: Settings, bus: EventBus) -> Store:
             queue_size=settings.queue_size,
             retention_count=settings.retention_count,
             retention_age=settings.retention_age,
+            instance=instance,
         )
     return SQLiteStore(
         Path(settings.db),
@@ -127,6 +147,7 @@ async def run(services: Services) -> AsyncIterator[None]:
     async with contextlib.AsyncExitStack() as stack:
         await services.store.open()
         stack.push_async_callback(services.store.close)
+        log.info("instance id %s", services.instance)
         # Runs after the workers and relays stopped, before the store closes: their queued records commit.
         stack.push_async_callback(services.writes.flush)
         janitor = asyncio.create_task(_janitor(services), name="hookscope-janitor")

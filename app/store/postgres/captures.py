@@ -2,7 +2,8 @@
 
 1. Per endpoint, in sorted endpoint-id order (two instances lock endpoints in the same order, so they never
    deadlock): `UPDATE endpoints SET next_seq = next_seq + n ... RETURNING next_seq` takes a contiguous block of
-   seqs. The row lock is held until COMMIT, so another writer of the same endpoint takes its block after this
+   seqs (and the endpoint's outbox counter, which places the captures after the changes committed before them:
+   changes.py). The row lock is held until COMMIT, so another writer of the same endpoint takes its block after this
    transaction committed: per endpoint, seq order is commit order. An endpoint that is gone fails its captures
    with NotFound and the rest go on.
 2. Duplicate detection after the locks, in the same transaction: a capture whose provider event id was already
@@ -47,27 +48,40 @@ class Capture:
     spool_id: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Inserted:
+    """A committed capture, and `endpoints.next_change` as its transaction saw it under the row lock: the
+    endpoint's outbox changes up to that number committed before it, the later ones after."""
+
+    request: CapturedRequest
+    change: int
+
+
 class SpoolGone(StoreError):
     """The spool a capture names no longer exists (swept after it was left unfinished too long)."""
 
 
-async def insert_captures(conn: asyncpg.Connection, items: Sequence[Capture]) -> list[CapturedRequest | Exception]:
+async def insert_captures(conn: asyncpg.Connection, items: Sequence[Capture]) -> list[Inserted | Exception]:
     """Insert the captures in order; one result per item: the committed request, or NotFound for a capture whose
     endpoint is gone. Raises on anything else (the writer then retries job by job)."""
-    results: list[CapturedRequest | Exception | None] = [None] * len(items)
+    results: list[Inserted | Exception | None] = [None] * len(items)
     by_endpoint: dict[str, list[int]] = {}
     for i, item in enumerate(items):
         by_endpoint.setdefault(item.new.endpoint_id, []).append(i)
     seqs: dict[int, int] = {}
+    changes: dict[str, int] = {}
     for endpoint_id in sorted(by_endpoint):
         members = by_endpoint[endpoint_id]
-        last = await conn.fetchval(
-            "UPDATE endpoints SET next_seq = next_seq + $2 WHERE id = $1 RETURNING next_seq", endpoint_id, len(members)
+        counters = await conn.fetchrow(
+            "UPDATE endpoints SET next_seq = next_seq + $2 WHERE id = $1 RETURNING next_seq, next_change",
+            endpoint_id, len(members),
         )
-        if last is None:
+        if counters is None:
             for i in members:
                 results[i] = NotFound(f"no endpoint with id {endpoint_id!r}")
             continue
+        last = int(counters["next_seq"])
+        changes[endpoint_id] = int(counters["next_change"])
         for offset, i in enumerate(members):
             seqs[i] = int(last) - len(members) + 1 + offset
     rows = [i for i in range(len(items)) if i in seqs]
@@ -136,7 +150,8 @@ async def insert_captures(conn: asyncpg.Connection, items: Sequence[Capture]) ->
             duplicate_of[k] = row_ids[first]
 
     for k, i in enumerate(rows):
-        results[i] = CapturedRequest.from_new(row_ids[k], items[i].new, duplicate_of[k], seq=seqs[i])
+        request = CapturedRequest.from_new(row_ids[k], items[i].new, duplicate_of[k], seq=seqs[i])
+        results[i] = Inserted(request, changes[request.endpoint_id])
     return [r for r in results if r is not None]
 
 
@@ -150,13 +165,15 @@ async def _duplicates(
     keyed = [(k, it.new.endpoint_id, it.new.event_id) for k, it in enumerate(items) if it.new.event_id is not None]
     if not keyed:
         return duplicate_of, first_in_run
+    # One index probe per distinct key for its first stored row: a provider retrying one event thousands of times
+    # must not make every later capture join against all of its repeats.
+    keys = sorted({(e, v) for _, e, v in keyed if v is not None})
     stored = await conn.fetch(
-        "SELECT DISTINCT ON (r.endpoint_id, r.event_id) r.endpoint_id, r.event_id, r.id FROM requests r"
-        " JOIN unnest($1::text[], $2::text[]) AS k(endpoint_id, event_id)"
-        " ON r.endpoint_id = k.endpoint_id AND r.event_id = k.event_id"
-        " ORDER BY r.endpoint_id, r.event_id, r.seq",
-        [e for _, e, _ in keyed],
-        [v for _, _, v in keyed],
+        "SELECT k.endpoint_id, k.event_id, f.id FROM unnest($1::text[], $2::text[]) AS k(endpoint_id, event_id)"
+        " CROSS JOIN LATERAL (SELECT r.id FROM requests r WHERE r.endpoint_id = k.endpoint_id"
+        " AND r.event_id = k.event_id ORDER BY r.seq LIMIT 1) AS f",
+        [e for e, _ in keys],
+        [v for _, v in keys],
     )
     firsts = {(r["endpoint_id"], r["event_id"]): int(r["id"]) for r in stored}
     seen: dict[tuple[str, str], int] = {}

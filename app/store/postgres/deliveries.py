@@ -8,8 +8,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import Awaitable
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 
@@ -18,14 +18,13 @@ from app.events.types import CursorKind, DeliveryRecorded, EventSink
 from app.store.cursors import CursorAdvance
 from app.store.errors import NotFound, StoreBusy
 from app.store.postgres.captures import pg_text
+from app.store.postgres.changes import Placed, record
+from app.store.postgres.doorbell import EndpointTouched, Ring
+from app.store.postgres.rows import DELIVERY_COLUMNS, row_to_delivery
 from app.store.postgres.writer import Writer
 
-DELIVERY_COLUMNS = (
-    "id, request_id, endpoint_id, kind, target, relay, state, attempts, created_at, updated_at, next_attempt_at,"
-    " status, latency_ms, error, response_header_names, response_header_values, response_body, response_size,"
-    " history, sent"
-)
-
+T = TypeVar("T")
+R = TypeVar("R")
 
 def _append_history(column: str, entry: str) -> str:
     """SQL for `column` (a json array) with `entry` (a parameter) appended, keeping the newest MAX_HISTORY
@@ -71,38 +70,21 @@ _ADVANCE_IF_ENDPOINT = (
 )
 
 
-def row_to_delivery(row: asyncpg.Record) -> Delivery:
-    return Delivery(
-        id=row["id"],
-        request_id=row["request_id"],
-        endpoint_id=row["endpoint_id"],
-        kind=row["kind"],
-        target=row["target"],
-        relay=row["relay"],
-        state=row["state"],
-        attempts=row["attempts"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        next_attempt_at=row["next_attempt_at"],
-        status=row["status"],
-        latency_ms=row["latency_ms"],
-        error=row["error"],
-        response_headers=[
-            (bytes(n), bytes(v))
-            for n, v in zip(row["response_header_names"], row["response_header_values"], strict=True)
-        ],
-        response_body=bytes(row["response_body"]),
-        response_size=row["response_size"],
-        history=json.loads(row["history"]),
-        sent=json.loads(row["sent"]) if row["sent"] is not None else None,
-    )
-
-
 class DeliveryQueries:
     """Mixed into PostgresStore, which provides writer, events and the read pool."""
 
     writer: Writer
     events: EventSink
+
+    def _local(self, placed: list[Placed]) -> None:
+        """Emit (or leave to the fan-out's catch-up) committed changes: PostgresStore's."""
+        raise NotImplementedError
+
+    def _chain(
+        self, fut: asyncio.Future[T], placed: Callable[[T], Placed | None], result: Callable[[T], R]
+    ) -> asyncio.Future[R]:
+        """PostgresStore's: `result(value)` once `fut` completed and its change was emitted on this instance."""
+        raise NotImplementedError
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -142,32 +124,32 @@ class DeliveryQueries:
             ]
         sql = _UPDATE_BY_ID if update.delivery_id is not None else _UPSERT
 
-        # The committed row, as RETURNING gave it, for the DeliveryRecorded event (set by op inside the
-        # transaction, read by after() once it committed; a retried op sets it again).
-        recorded: Delivery | None = None
-
-        async def op(conn: asyncpg.Connection) -> int:
-            nonlocal recorded
-            recorded = None
+        async def op(conn: asyncpg.Connection) -> tuple[int, Placed | None]:
+            placed: Placed | None = None
             # Retention past its ceiling (or a user's delete, on any instance) may have removed the request while
             # it was being delivered: the outcome has no row to hang on, but the cursor must still move past it.
             if await conn.fetchval("SELECT 1 FROM requests WHERE id = $1", update.request_id):
                 row = await conn.fetchrow(sql, *args)
-                recorded = row_to_delivery(row) if row is not None else None
+                if row is not None:
+                    # The committed row, as RETURNING gave it, for the DeliveryRecorded event.
+                    placed = await record(conn, DeliveryRecorded(row_to_delivery(row)))
             if cursor is not None:
                 kind, name, acked = cursor
                 await conn.execute(_ADVANCE_IF_ENDPOINT, kind, update.endpoint_id, name, acked, now)
-            return recorded.id if recorded is not None else 0
+            delivery_id = placed.event.delivery.id if placed is not None and isinstance(
+                placed.event, DeliveryRecorded) else 0
+            return delivery_id, placed
 
-        def after(delivery_id: int) -> None:
-            if recorded is not None:  # no row written (the request is gone): only a cursor moved
-                self.events.emit(DeliveryRecorded(recorded))
+        def after(result: tuple[int, Placed | None]) -> None:
+            if result[1] is not None:  # no row written (the request is gone): only a cursor moved
+                self._local([result[1]])
 
         try:
-            return self.writer.submit_nowait(op, after_commit=after)
+            fut = self.writer.submit_nowait(op, after_commit=after, rings=_touched)
         except StoreBusy:
             # Deliveries are never shed: wait for room (ingest is the one that answers 503).
-            return asyncio.ensure_future(self.writer.submit(op, after_commit=after))
+            fut = asyncio.ensure_future(self.writer.submit(op, after_commit=after, rings=_touched))
+        return self._chain(fut, _second, _first)
 
     async def get_delivery(self, delivery_id: int) -> Delivery | None:
         row = await self.pool.fetchrow(f"SELECT {DELIVERY_COLUMNS} FROM deliveries WHERE id = $1", delivery_id)
@@ -227,3 +209,15 @@ class DeliveryQueries:
             return bool(status != "DELETE 0")
 
         return await self.writer.submit(op)
+
+
+def _touched(result: tuple[int, Placed | None]) -> list[Ring]:
+    return [EndpointTouched(result[1].endpoint_id)] if result[1] is not None else []
+
+
+def _first(result: tuple[int, Placed | None]) -> int:
+    return result[0]
+
+
+def _second(result: tuple[int, Placed | None]) -> Placed | None:
+    return result[1]

@@ -4,12 +4,13 @@ endpoint, holding back captures a relay or forward target still owes (seq above 
 Runs inside one write transaction, so the rows removed and the `skipped` counts of the cursors that had not
 acknowledged them commit together. One instance prunes at a time: the transaction first tries an advisory lock,
 and an instance that does not get it prunes nothing this round (another one is doing it). The same transaction
-sweeps body spools left unlinked (bodies.py).
+sweeps body spools left unlinked (bodies.py) and outbox rows older than an hour (changes.py).
 """
 
 from __future__ import annotations
 
 import bisect
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ import asyncpg
 from app.endpoint_settings import settings_from_json
 from app.events.types import CursorKind, Skipped
 from app.store.postgres.bodies import SPOOL_ORPHAN_SECONDS
+from app.store.postgres.changes import KEEP_SECONDS
 
 # pg_try_advisory_xact_lock key of retention (the migration key + 1).
 RETENTION_LOCK = (0x686F6F6B73636F70 & 0x7FFF_FFFF_FFFF_FFFF) + 1
@@ -47,6 +49,9 @@ async def prune_all(conn: asyncpg.Connection, rules: RetentionRules, now: float)
     await conn.execute(
         "DELETE FROM spools WHERE request_id IS NULL AND created_at < $1", now - SPOOL_ORPHAN_SECONDS
     )
+    # The outbox other instances read (changes.py): an hour is far beyond any catch-up. By the clock its rows were
+    # stamped with, not `now` (which a caller may move to expire captures).
+    await conn.execute("DELETE FROM changes WHERE created_at < $1", time.time() - KEEP_SECONDS)
     pruned: list[PrunedEndpoint] = []
     for row in await conn.fetch("SELECT id, options FROM endpoints ORDER BY id"):
         result = await prune_endpoint(conn, row["id"], _forward_targets(row["options"]), rules)

@@ -11,7 +11,9 @@ import json
 
 import asyncpg
 
-from app.models import CapturedRequest, Header, ResponseSpec
+from app.delivery.records import Delivery
+from app.endpoint_settings import settings_from_json
+from app.models import CapturedRequest, Endpoint, Header, ResponseSpec
 
 SUMMARY_COLUMNS = (
     "id, seq, endpoint_id, received_at, method, path, query, headers, body_size, client, http_version, rejected,"
@@ -108,4 +110,46 @@ def decode_response(text: str) -> ResponseSpec:
     d = json.loads(text)
     return ResponseSpec(
         status=d["status"], headers=tuple((n, v) for n, v in d["headers"]), body=d["body"], delay=d["delay"]
+    )
+
+
+def row_to_endpoint(row: asyncpg.Record) -> Endpoint:
+    """An `endpoints` row (id, name, created_at, response, options) as the cache holds it. Decoded once here (lone
+    surrogates from older versions repaired), never per request."""
+    return Endpoint(
+        row["id"], row["name"], row["created_at"], decode_response(row["response"]), settings_from_json(row["options"])
+    )
+
+
+DELIVERY_COLUMNS = (
+    "id, request_id, endpoint_id, kind, target, relay, state, attempts, created_at, updated_at, next_attempt_at,"
+    " status, latency_ms, error, response_header_names, response_header_values, response_body, response_size,"
+    " history, sent"
+)
+
+
+def row_to_delivery(row: asyncpg.Record) -> Delivery:
+    return Delivery(
+        id=row["id"],
+        request_id=row["request_id"],
+        endpoint_id=row["endpoint_id"],
+        kind=row["kind"],
+        target=row["target"],
+        relay=row["relay"],
+        state=row["state"],
+        attempts=row["attempts"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        next_attempt_at=row["next_attempt_at"],
+        status=row["status"],
+        latency_ms=row["latency_ms"],
+        error=row["error"],
+        response_headers=[
+            (bytes(n), bytes(v))
+            for n, v in zip(row["response_header_names"], row["response_header_values"], strict=True)
+        ],
+        response_body=bytes(row["response_body"]),
+        response_size=row["response_size"],
+        history=json.loads(row["history"]),
+        sent=json.loads(row["sent"]) if row["sent"] is not None else None,
     )

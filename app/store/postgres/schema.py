@@ -12,6 +12,8 @@ Why the columns are what they are:
   what was written (timestamptz keeps microseconds only).
 - `endpoints.next_seq` is the last seq handed out in the endpoint; the writer takes a block of seqs with
   `UPDATE ... RETURNING` inside the writing transaction, whose row lock makes seq order the commit order.
+- `endpoints.next_change` numbers the endpoint's rows in `changes` (the outbox other instances read; changes.py)
+  the same way, under the same row lock, so change order is commit order too.
 - bodies over the inline size live in `body_chunks`, grouped by a spool (`spools`) that exists before its request
   does; the request links it (`spools.request_id`, cascading), and unlinked spools are swept by retention.
 """
@@ -109,6 +111,37 @@ MIGRATIONS: list[str] = [
         skipped      bigint NOT NULL DEFAULT 0,
         PRIMARY KEY (kind, endpoint_id, name)
     );
+    """,
+    # 2: the outbox of every change but new requests, for the other instances (changes.py, fanout.py)
+    """
+    ALTER TABLE endpoints ADD COLUMN next_change bigint NOT NULL DEFAULT 0;
+    -- No foreign key: an endpoint's deletion is itself a change the other instances must read.
+    CREATE TABLE changes (
+        endpoint_id  text NOT NULL,
+        n            bigint NOT NULL,
+        seq          bigint NOT NULL,
+        kind         text NOT NULL,
+        payload      text NOT NULL,
+        created_at   double precision NOT NULL,
+        PRIMARY KEY (endpoint_id, n)
+    );
+    CREATE INDEX changes_created_at ON changes (created_at);
+    """,
+    # 3: leases: which instance delivers each forward target and serves each named relay (leases.py)
+    """
+    CREATE TABLE leases (
+        kind         text NOT NULL,
+        endpoint_id  text NOT NULL REFERENCES endpoints(id) ON DELETE CASCADE,
+        name         text NOT NULL,
+        owner        text NOT NULL,
+        lease_until  timestamptz NOT NULL,
+        PRIMARY KEY (kind, endpoint_id, name)
+    );
+    """,
+    # 4: the first capture of a provider event, found by one index probe however often the provider retried it
+    """
+    CREATE INDEX requests_event_first ON requests (endpoint_id, event_id, seq) WHERE event_id IS NOT NULL;
+    DROP INDEX requests_event_id;
     """,
 ]
 

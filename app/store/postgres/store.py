@@ -6,10 +6,11 @@ within an endpoint seq order is commit order whichever instance wrote it; `last_
 from an identity sequence: unique, but with several writers not in commit order, which is why every cursor is
 a seq.
 
-What is still per instance (the next step adds the cross-instance doorbell): the events this store emits are
-those of ITS OWN commits, and `cached_endpoint` reflects the endpoints as loaded at open plus this instance's own
-writes; another instance's endpoint changes reach it with the doorbell. Every read method reads the database, so
-it sees every instance's commits.
+Several instances behave, for each one's event bus, like one store: every write transaction also writes its
+non-request changes to an outbox (changes.py) and rings the doorbell (doorbell.py) at COMMIT; each instance hears
+the others' rings on its own listening connection and emits their events from the database in the endpoint's
+commit order, exactly once, merged with its own (fanout.py). `cached_endpoint` follows every instance's endpoint
+changes the same way. Every read method reads the database, so it sees every instance's commits.
 """
 
 from __future__ import annotations
@@ -19,17 +20,18 @@ import concurrent.futures
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import replace
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 
-from app.endpoint_settings import EndpointSettings, settings_from_json, settings_to_json
+from app.endpoint_settings import EndpointSettings, settings_to_json
 from app.events.types import (
     INLINE_BODY_MAX,
     EndpointChanged,
     EndpointDeleted,
+    Event,
     EventSink,
     RequestAdded,
     RequestsRemoved,
@@ -42,14 +44,26 @@ from app.settings import Durability, redact_database
 from app.store.base import BodySpool, PruneResult, RequestQuery, Store, default_retention_ceiling
 from app.store.errors import BodyMissing, StorageUnavailable, StoreBusy, StoreClosed
 from app.store.postgres.bodies import PgSpool, iter_chunks, open_chunks, read_chunks
-from app.store.postgres.captures import Capture, insert_captures, pg_text, storable
+from app.store.postgres.captures import Capture, Inserted, insert_captures, pg_text, storable
+from app.store.postgres.changes import Placed, record
 from app.store.postgres.deliveries import DeliveryQueries
+from app.store.postgres.doorbell import (
+    DEFAULT_CHANNEL,
+    Doorbell,
+    EndpointTouched,
+    RequestsCommitted,
+    Ring,
+    new_instance_id,
+    ring_changes,
+)
+from app.store.postgres.fanout import Fanout
+from app.store.postgres.leases import LeaseQueries
 from app.store.postgres.retention import PrunedEndpoint, RetentionRules, prune_all
 from app.store.postgres.rows import (
     SUMMARY_COLUMNS,
-    decode_response,
     encode_headers,
     encode_response,
+    row_to_endpoint,
     row_to_request,
     search_pattern,
 )
@@ -62,12 +76,20 @@ READERS = 4
 CONNECT_SECONDS = 10.0
 # /healthz waits this long for a write probe queued behind captures before calling the database unhealthy.
 HEALTH_PROBE_SECONDS = 5.0
+# How often an instance re-reads the endpoints' counters, bounding what a lost ring can delay.
+RESYNC_SECONDS = 5.0
+
+T = TypeVar("T")
+R = TypeVar("R")
+# A write op's result, and the changes it placed in the outbox (emitted after COMMIT, rung before it).
+Changes = tuple[T, list[Placed]]
 
 
-class PostgresStore(DeliveryQueries, Store):
+class PostgresStore(DeliveryQueries, LeaseQueries, Store):
     """Every mutating method emits exactly one event per committed change to `events` (RequestsRemoved per
-    endpoint for a prune), from the writer's after-commit step: after COMMIT, in commit order, before the
-    method's awaitable completes, and never for a write that rolled back."""
+    endpoint for a prune): after COMMIT, in the endpoint's commit order, before the method's awaitable completes,
+    and never for a write that rolled back. So does every other instance on the database for this one's changes,
+    and this one for theirs (fanout.py)."""
 
     def __init__(
         self,
@@ -78,16 +100,27 @@ class PostgresStore(DeliveryQueries, Store):
         queue_size: int = 10_000,
         retention_count: int = 10_000,
         retention_age: float = 0.0,
+        resync_interval: float = RESYNC_SECONDS,
+        channel: str = DEFAULT_CHANNEL,
+        instance: str | None = None,
     ) -> None:
         self.dsn = dsn
         self.events = events
         self.durability = durability
         self.retention_count = retention_count
         self.retention_age = retention_age
-        self.writer = Writer(self._connect_writer, queue_size=queue_size)
+        # The process's id (app/services.py) when given, so its rings and its leases name the same instance.
+        self.instance = instance or new_instance_id()
+        self.writer = Writer(self._connect_writer, queue_size=queue_size, ring=self._ring)
         self._pool: asyncpg.Pool | None = None
         self._endpoints: dict[str, Endpoint] = {}
         self._claimed = False
+        self._channel = channel
+        self.fanout = Fanout(lambda: self.pool, self._publish)
+        self.doorbell = Doorbell(
+            dsn, channel, self.fanout.on_ring, self.fanout.resync, instance=self.instance,
+            check_interval=resync_interval,
+        )
 
     @property
     def pool(self) -> asyncpg.Pool:
@@ -162,10 +195,17 @@ class PostgresStore(DeliveryQueries, Store):
                 # (bodies.py): no flush of its own is needed.
                 server_settings={"synchronous_commit": "off", "application_name": "hookscope"},
             )
+            # Listening before the endpoints are loaded: whatever commits after the load is rung to us.
+            await self.doorbell.start()
             await self.writer.start()
-            for row in await self.pool.fetch("SELECT id, name, created_at, response, options FROM endpoints"):
-                ep = _row_to_endpoint(row)
+            rows = await self.pool.fetch(
+                "SELECT id, name, created_at, response, options, next_seq, next_change FROM endpoints"
+            )
+            for row in rows:
+                ep = row_to_endpoint(row)
                 self._endpoints[ep.id] = ep
+                self.fanout.track(ep.id, (int(row["next_seq"]), int(row["next_change"])))
+            self.fanout.ready()
         except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             await self.close()
             raise StorageUnavailable(f"database {self.name} cannot be opened: {exc}") from exc
@@ -184,8 +224,10 @@ class PostgresStore(DeliveryQueries, Store):
 
     async def close(self) -> None:
         try:
+            await self.doorbell.stop()
             await self.writer.stop()
         finally:
+            await self.fanout.stop()
             pool, self._pool = self._pool, None
             if pool is not None:
                 await pool.close()
@@ -195,35 +237,90 @@ class PostgresStore(DeliveryQueries, Store):
         answer turns healthy again as soon as the database does, even when no capture arrives to prove it."""
         if not self.writer.running:
             return "database writer is not running"
+        if not self.doorbell.connected:
+            return "not listening to the other instances (reconnecting)"
         if self.writer.fault is not None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(HEALTH_PROBE_SECONDS):
                     await self.writer.probe()
         return self.writer.fault
 
+    # events ------------------------------------------------------------------------------------------------
+    async def _ring(self, conn: asyncpg.Connection, rings: list[Ring]) -> None:
+        await ring_changes(conn, self.instance, rings, channel=self._channel)
+
+    def _publish(self, event: Event) -> None:
+        """The one way out of this store, for its own commits and the other instances' (fanout.py)."""
+        if isinstance(event, EndpointChanged):
+            self._endpoints[event.endpoint.id] = event.endpoint
+        elif isinstance(event, EndpointDeleted):
+            self._endpoints.pop(event.endpoint_id, None)
+        elif isinstance(event, RequestAdded) and event.request.body is not None:
+            if len(event.request.body) > INLINE_BODY_MAX:
+                # Queued events must not pin large bodies; consumers load them.
+                event = RequestAdded(replace(event.request, body=None))
+        self.events.emit(event)
+
+    def _local(self, placed: list[Placed]) -> None:
+        for p in placed:
+            self.fanout.local(p)
+
+    async def _settle(self, placed: list[Placed]) -> None:
+        """Returns once this instance emitted them (at once, unless another instance's commits came first)."""
+        for p in placed:
+            waiter = self.fanout.settled(p.endpoint_id, p.after)
+            if waiter is not None:
+                await waiter
+
+    def _chain(self, fut: asyncio.Future[T], placed: Callable[[T], Placed | None], result: Callable[[T], R]
+               ) -> asyncio.Future[R]:
+        """A future of `result(value)` completed once `fut` did and its change was emitted here (no task)."""
+        out: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+
+        def done(f: asyncio.Future[T]) -> None:
+            if out.done():
+                return
+            if f.cancelled():
+                out.cancel()
+                return
+            exc = f.exception()
+            if exc is not None:
+                out.set_exception(exc)
+                return
+            value = f.result()
+            p = placed(value)
+            waiter = self.fanout.settled(p.endpoint_id, p.after) if p is not None else None
+            if waiter is None:
+                out.set_result(result(value))
+            else:
+                waiter.add_done_callback(lambda _w: _complete(out, result(value)))
+
+        fut.add_done_callback(done)
+        return out
+
+    async def _write(self, op: Callable[[asyncpg.Connection], Awaitable[Changes[T]]]) -> T:
+        """Run op through the writer; its placed changes are rung at COMMIT and emitted after it."""
+        value, placed = await self.writer.submit(op, after_commit=lambda r: self._local(r[1]), rings=_touched)
+        await self._settle(placed)
+        return value
+
     # endpoints ---------------------------------------------------------------------------------------------
     def cached_endpoint(self, endpoint_id: str) -> Endpoint | None:
-        """From memory: the endpoints loaded at open plus this instance's own committed writes (other
-        instances' changes arrive with the doorbell, in the next step)."""
+        """From memory: the endpoints as committed by any instance, as far as this one has heard (its own writes
+        at once, the others' with their doorbell rings, or the periodic resync when a ring was lost)."""
         return self._endpoints.get(endpoint_id)
 
     async def create_endpoint(self, name: str, response: ResponseSpec, settings: EndpointSettings) -> Endpoint:
         ep = Endpoint(new_endpoint_id(), pg_text(name), time.time(), response, settings)
 
-        async def op(conn: asyncpg.Connection) -> Endpoint:
+        async def op(conn: asyncpg.Connection) -> Changes[Endpoint]:
             await conn.execute(
                 "INSERT INTO endpoints (id, name, created_at, response, options) VALUES ($1, $2, $3, $4, $5)",
                 ep.id, ep.name, ep.created_at, encode_response(response), settings_to_json(settings),
             )
-            return ep
+            return ep, _placed(await record(conn, EndpointChanged(ep)))
 
-        return await self.writer.submit(op, after_commit=self._cache_endpoint)
-
-    def _cache_endpoint(self, ep: Endpoint | None) -> None:
-        if ep is None:
-            return  # there was no such endpoint: nothing changed
-        self._endpoints[ep.id] = ep
-        self.events.emit(EndpointChanged(ep))
+        return await self._write(op)
 
     async def update_endpoint(
         self,
@@ -233,15 +330,15 @@ class PostgresStore(DeliveryQueries, Store):
         response: ResponseSpec | None = None,
         settings: EndpointSettings | None = None,
     ) -> Endpoint | None:
-        async def op(conn: asyncpg.Connection) -> Endpoint | None:
+        async def op(conn: asyncpg.Connection) -> Changes[Endpoint | None]:
             # The fields not given come from the committed row (locked), not from this instance's cache, so a
             # change another instance made to another field is kept.
             row = await conn.fetchrow(
                 "SELECT id, name, created_at, response, options FROM endpoints WHERE id = $1 FOR UPDATE", endpoint_id
             )
             if row is None:
-                return None
-            current = _row_to_endpoint(row)
+                return None, []  # there was no such endpoint: nothing changed
+            current = row_to_endpoint(row)
             ep = Endpoint(
                 current.id,
                 current.name if name is None else pg_text(name),
@@ -253,21 +350,21 @@ class PostgresStore(DeliveryQueries, Store):
                 "UPDATE endpoints SET name = $1, response = $2, options = $3 WHERE id = $4",
                 ep.name, encode_response(ep.response), settings_to_json(ep.settings), ep.id,
             )
-            return ep
+            return ep, _placed(await record(conn, EndpointChanged(ep)))
 
-        return await self.writer.submit(op, after_commit=self._cache_endpoint)
+        return await self._write(op)
 
     async def delete_endpoint(self, endpoint_id: str) -> bool:
-        async def op(conn: asyncpg.Connection) -> bool:
+        async def op(conn: asyncpg.Connection) -> Changes[bool]:
+            # Told before the row goes (the outbox keeps it); the row lock it takes also orders it after captures.
+            placed = await record(conn, EndpointDeleted(endpoint_id))
+            if placed is None:
+                return False, []
             # Cascades: requests (and through them spools, chunks, deliveries) and cursors.
-            return await conn.fetchval("DELETE FROM endpoints WHERE id = $1 RETURNING true", endpoint_id) is not None
+            await conn.execute("DELETE FROM endpoints WHERE id = $1", endpoint_id)
+            return True, [placed]
 
-        def after(existed: bool) -> None:
-            if existed:
-                self._endpoints.pop(endpoint_id, None)
-                self.events.emit(EndpointDeleted(endpoint_id))
-
-        return await self.writer.submit(op, after_commit=after)
+        return await self._write(op)
 
     async def list_endpoints(self) -> list[tuple[Endpoint, EndpointStats]]:
         rows = await self.pool.fetch(
@@ -279,7 +376,7 @@ class PostgresStore(DeliveryQueries, Store):
             " ORDER BY r.seq DESC LIMIT 1) l ON true"
             " ORDER BY e.created_at DESC, e.id"
         )
-        return [(_row_to_endpoint(r), EndpointStats(int(r["n"]), r["received_at"])) for r in rows]
+        return [(row_to_endpoint(r), EndpointStats(int(r["n"]), r["received_at"])) for r in rows]
 
     async def endpoint_stats(self, endpoint_id: str) -> EndpointStats:
         row = await self.pool.fetchrow(
@@ -302,12 +399,13 @@ class PostgresStore(DeliveryQueries, Store):
         new = storable(new)
         capture = Capture(new, encode_headers(new.headers), spool_id)
         size = len(new.body or b"") + len(capture.headers)
-        return self.writer.submit_item(insert_captures, capture, size=size, after_commit=self._added)
+        fut = self.writer.submit_item(
+            insert_captures, capture, size=size, after_commit=self._added, rings=_request_rings
+        )
+        return self._chain(fut, _placed_request, _request_of)
 
-    def _added(self, req: CapturedRequest) -> None:
-        if req.body is not None and len(req.body) > INLINE_BODY_MAX:
-            req = replace(req, body=None)  # queued events must not pin large bodies; consumers load them
-        self.events.emit(RequestAdded(req))
+    def _added(self, inserted: Inserted) -> None:
+        self.fanout.local(_placed_request(inserted))
 
     async def get_request(self, request_id: int) -> CapturedRequest | None:
         row = await self.pool.fetchrow(f"SELECT {SUMMARY_COLUMNS}, body FROM requests WHERE id = $1", request_id)
@@ -384,29 +482,35 @@ class PostgresStore(DeliveryQueries, Store):
         return await self.list_requests(endpoint_id, RequestQuery(after=after_seq, limit=limit, with_body=True))
 
     async def delete_request(self, request_id: int) -> bool:
-        async def op(conn: asyncpg.Connection) -> str | None:
+        async def op(conn: asyncpg.Connection) -> Changes[bool]:
             # Its chunks and deliveries go by cascade.
             value = await conn.fetchval("DELETE FROM requests WHERE id = $1 RETURNING endpoint_id", request_id)
-            return str(value) if value is not None else None
+            if value is None:
+                return False, []
+            return True, _placed(await record(conn, RequestsRemoved(str(value), (request_id,), "deleted")))
 
-        def after(endpoint_id: str | None) -> None:
-            if endpoint_id is not None:
-                self.events.emit(RequestsRemoved(endpoint_id, (request_id,), "deleted"))
-
-        return await self.writer.submit(op, after_commit=after) is not None
+        return await self._write(op)
 
     async def clear_requests(self, endpoint_id: str) -> int:
-        async def op(conn: asyncpg.Connection) -> int:
-            return int(await conn.fetchval(
+        # Even when nothing was there: "cleared" means every request up to this commit is gone.
+        cleared = RequestsRemoved(endpoint_id, None, "cleared")
+
+        async def op(conn: asyncpg.Connection) -> Changes[int]:
+            count = int(await conn.fetchval(
                 "WITH d AS (DELETE FROM requests WHERE endpoint_id = $1 RETURNING 1) SELECT count(*) FROM d",
                 endpoint_id,
             ))
+            return count, _placed(await record(conn, cleared))
 
-        def after(_: int) -> None:
-            # Even when nothing was there: "cleared" means every request up to this commit is gone.
-            self.events.emit(RequestsRemoved(endpoint_id, None, "cleared"))
+        def after(result: Changes[int]) -> None:
+            if result[1]:
+                self._local(result[1])
+            else:  # no such endpoint (no outbox to place it in): told here only, as always
+                self._publish(cleared)
 
-        return await self.writer.submit(op, after_commit=after)
+        count, placed = await self.writer.submit(op, after_commit=after, rings=_touched)
+        await self._settle(placed)
+        return count
 
     async def prune(self, now: float, ceiling: int | None = None) -> PruneResult:
         """One instance at a time (retention.py): another instance's concurrent prune makes this one a no-op."""
@@ -416,21 +520,21 @@ class PostgresStore(DeliveryQueries, Store):
             ceiling=ceiling if ceiling is not None else default_retention_ceiling(self.retention_count),
         )
 
-        async def op(conn: asyncpg.Connection) -> list[PrunedEndpoint]:
-            return await prune_all(conn, rules, now)
+        async def op(conn: asyncpg.Connection) -> Changes[list[PrunedEndpoint]]:
+            pruned = await prune_all(conn, rules, now)
+            placed: list[Placed] = []
+            for p in pruned:  # endpoint-id order, as prune_all locked them
+                placed += _placed(await record(conn, RequestsRemoved(p.endpoint_id, p.ids, "pruned", p.skipped)))
+            return pruned, placed
 
-        def after(pruned: list[PrunedEndpoint]) -> None:
-            for p in pruned:
-                self.events.emit(RequestsRemoved(p.endpoint_id, p.ids, "pruned", p.skipped))
-
-        pruned = await self.writer.submit(op, after_commit=after)
+        pruned = await self._write(op)
         return PruneResult(sum(len(p.ids) for p in pruned), tuple(s for p in pruned for s in p.skipped))
 
     async def update_verdicts(self, verdicts: list[tuple[int, VerdictStatus, str]]) -> None:
         # One row per id, the last verdict given for it winning (as when applied one by one).
         latest = {rid: (status, pg_text(reason)) for rid, status, reason in verdicts}
 
-        async def op(conn: asyncpg.Connection) -> dict[str, list[Verdict]]:
+        async def op(conn: asyncpg.Connection) -> Changes[None]:
             rows = await conn.fetch(
                 "UPDATE requests SET verify_status = u.status, verify_reason = u.reason"
                 " FROM unnest($1::bigint[], $2::text[], $3::text[]) AS u(id, status, reason)"
@@ -442,14 +546,13 @@ class PostgresStore(DeliveryQueries, Store):
             for rid, (status, reason) in latest.items():
                 if rid in endpoint_of:  # deleted or pruned since it was read: nothing to tell
                     changed.setdefault(endpoint_of[rid], []).append(Verdict(rid, status, reason))
-            return changed
-
-        def after(changed: dict[str, list[Verdict]]) -> None:
-            for endpoint_id, rows in changed.items():
-                self.events.emit(VerdictsChanged(endpoint_id, tuple(rows)))
+            placed: list[Placed] = []
+            for endpoint_id in sorted(changed):  # rows locked in one order on every instance
+                placed += _placed(await record(conn, VerdictsChanged(endpoint_id, tuple(changed[endpoint_id]))))
+            return None, placed
 
         if latest:
-            await self.writer.submit(op, after_commit=after)
+            await self._write(op)
 
     def new_spool(self) -> BodySpool:
         return PgSpool(self, self.pool, self._forget_spool)
@@ -474,11 +577,30 @@ def _log_failure(fut: asyncio.Future[None]) -> None:
         log.warning("could not delete a discarded body spool (retention will): %s", fut.exception())
 
 
-def _row_to_endpoint(row: asyncpg.Record) -> Endpoint:
-    # Decoded once here (lone surrogates from older versions repaired), never per request.
-    return Endpoint(
-        row["id"], row["name"], row["created_at"], decode_response(row["response"]), settings_from_json(row["options"])
-    )
+def _complete(fut: asyncio.Future[R], value: R) -> None:
+    if not fut.done():  # the caller may have stopped waiting
+        fut.set_result(value)
+
+
+def _placed(p: Placed | None) -> list[Placed]:
+    return [p] if p is not None else []
+
+
+def _touched(result: Changes[Any]) -> list[Ring]:
+    return [EndpointTouched(p.endpoint_id) for p in result[1]]
+
+
+def _placed_request(inserted: Inserted) -> Placed:
+    seq = inserted.request.seq
+    return Placed(RequestAdded(inserted.request), (seq - 1, inserted.change), (seq, inserted.change))
+
+
+def _request_rings(inserted: Inserted) -> list[Ring]:
+    return [RequestsCommitted(inserted.request.endpoint_id, inserted.request.seq)]
+
+
+def _request_of(inserted: Inserted) -> CapturedRequest:
+    return inserted.request
 
 
 def _bytes(value: Any) -> bytes | None:

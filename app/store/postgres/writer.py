@@ -10,6 +10,14 @@ A failing job must not fail the others: when anything raises, the transaction is
 again job by job, each in its own SAVEPOINT, so only the bad one fails. A connection-level failure (the server
 went away) fails the whole batch; the next batch reconnects.
 
+Before COMMIT, the rings announcing the batch to the other instances (doorbell.py) are queued in the same
+transaction, one statement for the whole batch: each job may name its rings (`rings`, from its result), and the
+writer's `ring` sends them, coalesced, so they go out at COMMIT and never for a rollback.
+
+Two instances lock endpoint rows in the order their jobs run, which can be opposite orders: PostgreSQL then
+breaks one transaction off as a deadlock, and nothing of it committed, so the writer runs that batch again
+(DEADLOCK_RETRIES times) before failing it.
+
 After COMMIT each job's `after_commit` runs on the event loop, in job order (this is where the store emits its
 events), then the futures complete. `fault` says why writes are failing until a batch commits cleanly again;
 /healthz reports it.
@@ -29,6 +37,7 @@ from typing import Any, Generic, TypeVar
 import asyncpg
 
 from app.store.errors import StoreBusy, StoreClosed
+from app.store.postgres.doorbell import Ring
 
 log = logging.getLogger("hookscope.writer")
 
@@ -41,7 +50,11 @@ Op = Callable[[asyncpg.Connection], Awaitable[T]]
 # job-by-job retry.
 BatchFn = Callable[[asyncpg.Connection, Sequence[Any]], Awaitable[list[Any]]]
 
+# What announces a batch's rings inside its transaction (the store's doorbell.ring_changes with its instance).
+RingFn = Callable[[asyncpg.Connection, list[Ring]], Awaitable[object]]
+
 MAX_BATCH = 512
+DEADLOCK_RETRIES = 3
 # Stop draining once the queued jobs carry this many bytes (inline bodies): one transaction's parameters stay
 # bounded however large the queue is.
 MAX_BATCH_BYTES = 16 * 1024 * 1024
@@ -61,6 +74,8 @@ class _Job(Generic[T]):
     size: int = 0
     # Runs on the event loop after COMMIT, in job order, before the future completes.
     after_commit: Callable[[T], None] | None = None
+    # The rings a successful result announces to the other instances (sent at COMMIT).
+    rings: Callable[[T], list[Ring]] | None = None
 
 
 _STOP: Any = object()
@@ -85,6 +100,7 @@ def _broken(exc: BaseException) -> bool:
 class Writer:
     connect: Callable[[], Awaitable[asyncpg.Connection]]
     queue_size: int = 10_000
+    ring: RingFn | None = None
     _queue: asyncio.Queue[Any] = field(init=False)
     _task: asyncio.Task[None] | None = field(init=False, default=None)
     _conn: asyncpg.Connection | None = field(init=False, default=None)
@@ -126,26 +142,42 @@ class Writer:
             raise StoreClosed("writer is not running")
         await self._queue.put(job)
 
-    def submit_nowait(self, op: Op[T], after_commit: Callable[[T], None] | None = None) -> asyncio.Future[T]:
+    def submit_nowait(
+        self,
+        op: Op[T],
+        after_commit: Callable[[T], None] | None = None,
+        rings: Callable[[T], list[Ring]] | None = None,
+    ) -> asyncio.Future[T]:
         """Queue an op without waiting for room; raises StoreBusy when the queue is full, StoreClosed when the
         writer is not running. The future gives op's result after COMMIT."""
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._enqueue_nowait(_Job(fut, op=op, after_commit=after_commit))
+        self._enqueue_nowait(_Job(fut, op=op, after_commit=after_commit, rings=rings))
         return fut
 
-    async def submit(self, op: Op[T], after_commit: Callable[[T], None] | None = None) -> T:
+    async def submit(
+        self,
+        op: Op[T],
+        after_commit: Callable[[T], None] | None = None,
+        rings: Callable[[T], list[Ring]] | None = None,
+    ) -> T:
         """Run op in a transaction; returns after COMMIT (waits for room in the queue). Raises StoreClosed when
         the writer is not running."""
         fut: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        await self._enqueue(_Job(fut, op=op, after_commit=after_commit))
+        await self._enqueue(_Job(fut, op=op, after_commit=after_commit, rings=rings))
         return await fut
 
     def submit_item(
-        self, batch: BatchFn, item: object, *, size: int = 0, after_commit: Callable[[Any], None] | None = None
+        self,
+        batch: BatchFn,
+        item: object,
+        *,
+        size: int = 0,
+        after_commit: Callable[[Any], None] | None = None,
+        rings: Callable[[Any], list[Ring]] | None = None,
     ) -> asyncio.Future[Any]:
         """Queue one item of a batch function (StoreBusy / StoreClosed at once, as submit_nowait)."""
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._enqueue_nowait(_Job(fut, batch=batch, item=item, size=size, after_commit=after_commit))
+        self._enqueue_nowait(_Job(fut, batch=batch, item=item, size=size, after_commit=after_commit, rings=rings))
         return fut
 
     async def probe(self) -> None:
@@ -248,14 +280,26 @@ class Writer:
         return conn, tx
 
     async def _transaction(self, batch: list[_Job[Any]]) -> list[tuple[bool, Any]]:
+        """Run the batch, again when it was broken off as a deadlock. Raises when it still failed."""
+        for attempt in range(DEADLOCK_RETRIES + 1):
+            try:
+                return await self._attempt(batch)
+            except asyncpg.DeadlockDetectedError:
+                if attempt == DEADLOCK_RETRIES:
+                    raise
+                log.info("write batch broken off as a deadlock; running it again")
+        raise AssertionError("unreachable")
+
+    async def _attempt(self, batch: list[_Job[Any]]) -> list[tuple[bool, Any]]:
         """Run the batch: fast (grouped, no savepoints), else again job by job. Raises when even that failed."""
         conn, tx = await self._begin()
         try:
             results = await _grouped(conn, batch)
+            await self._ring_batch(conn, batch, results)
         except BaseException as exc:
             with contextlib.suppress(Exception):  # a dead connection cannot roll back; the server did
                 await tx.rollback()
-            if not isinstance(exc, Exception) or _broken(exc):
+            if not isinstance(exc, Exception) or _broken(exc) or isinstance(exc, asyncpg.DeadlockDetectedError):
                 raise
         else:
             await tx.commit()
@@ -263,12 +307,27 @@ class Writer:
         conn, tx = await self._begin()
         try:
             results = await _isolated(conn, batch)
+            await self._ring_batch(conn, batch, results)
         except BaseException:
             with contextlib.suppress(Exception):
                 await tx.rollback()
             raise
         await tx.commit()
         return results
+
+    async def _ring_batch(
+        self, conn: asyncpg.Connection, batch: list[_Job[Any]], results: list[tuple[bool, Any]]
+    ) -> None:
+        if self.ring is None:
+            return
+        rings = [
+            r
+            for job, (ok, value) in zip(batch, results, strict=True)
+            if ok and job.rings is not None
+            for r in job.rings(value)
+        ]
+        if rings:
+            await self.ring(conn, rings)
 
 
 async def _grouped(conn: asyncpg.Connection, batch: list[_Job[Any]]) -> list[tuple[bool, Any]]:
@@ -305,7 +364,8 @@ async def _isolated(conn: asyncpg.Connection, batch: list[_Job[Any]]) -> list[tu
                     if isinstance(value, Exception):
                         raise value
         except Exception as exc:
-            if _broken(exc):
+            # A deadlock victim's locks taken before this job are still held: the whole batch runs again.
+            if _broken(exc) or isinstance(exc, asyncpg.DeadlockDetectedError):
                 raise
             results.append((False, exc))
         else:
