@@ -15,6 +15,15 @@ class EndpointStore(abc.ABC):
         committed create, update and delete by the time the mutating call returns."""
 
     @abc.abstractmethod
+    async def find_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        """The endpoint, from the cache when it is there (no I/O). Entry points that may name an endpoint this
+        instance has not heard of yet (capture, pages, the API, the live and relay sockets) call this. A store that
+        is the only writer of its storage answers from memory (its cache is complete). A store shared by several
+        instances may read the storage once for an endpoint another instance created, and keeps what it finds in
+        the cache; it bounds those reads (a flood of unknown ids must not become a flood of queries), so None
+        means "unknown here, now", not "never existed". Never raises for an unknown id."""
+
+    @abc.abstractmethod
     async def create_endpoint(self, name: str, response: ResponseSpec, settings: EndpointSettings) -> Endpoint:
         """Returns the new endpoint after COMMIT."""
 
