@@ -9,6 +9,7 @@ Who needs whom (an arrow: "is given"):
 
     EventBus -> Store (emits after COMMIT) -> everything below reads it
     RelaySessions -> Passthrough (is anything going to deliver?), RelayHub (registers connections)
+    Store's leases (PostgreSQL only) -> Passthrough (a relay connected to another instance delivers too)
     Passthrough -> Forwarder, RelayHub (offer a target's answer); CaptureApp (waits for it)
     CaptureFeed (bus + store) -> Forwarder, RelayHub, SmeeStream
     PendingWrites -> Forwarder, RelayHub
@@ -87,7 +88,8 @@ def build_services(settings: Settings) -> Services:
     feed = CaptureFeed(store, bus)
     sender = Sender(ForwardPolicy.from_allow(settings.forward_allow), settings.forward_timeout)
     sessions = RelaySessions()
-    passthrough = Passthrough(store.cached_endpoint, sessions)
+    # On a shared database a relay connected to another instance may answer too (its lease says so).
+    passthrough = Passthrough(store.cached_endpoint, sessions, store if settings.backend == "postgres" else None)
     writes = PendingWrites()
     forwarder = Forwarder(
         store, feed, sender, RetryPolicy.parse(settings.forward_retry), passthrough, writes, instance

@@ -32,8 +32,9 @@ lease ("relay", endpoint, name) for its instance id (app/store/leases.py). A con
 whoever held it (a relay reconnecting through another instance after a network change, a load balancer, or the old
 instance's death), and renews it with each ping; a renewal that finds another owner means the relay connected
 elsewhere since, and this stale socket is closed (4000, as for a reconnection to this same instance). The lease
-lasts three ping intervals, the silence after which a relay counts as gone. `RelaySessions` stays this instance's:
-passthrough asks it, so a relay connected to another instance does not answer a capture taken here (yet).
+lasts three ping intervals, the silence after which a relay counts as gone. `RelaySessions` stays this instance's;
+passthrough asks it first, then the relay leases (a relay held by another instance answers a capture taken here
+through its recorded delivery: app/ingest/passthrough.py).
 """
 
 from __future__ import annotations
@@ -114,7 +115,7 @@ class RelayHub:
 
     async def serve(self, ws: WebSocket) -> None:
         """The websocket handler. Its three tasks (sender, receiver, pinger) are owned and awaited here."""
-        ep = self.store.cached_endpoint(ws.path_params["endpoint_id"])
+        ep = await self.store.find_endpoint(ws.path_params["endpoint_id"])
         name = ws.query_params.get("name", "")
         await ws.accept()
         if ep is None:

@@ -86,6 +86,14 @@ class CaptureApp:
         endpoint_id = raw_id.decode("latin-1")
         endpoint = self.store.cached_endpoint(endpoint_id)
         if endpoint is None:
+            # Maybe created through another instance a moment ago (a shared database); the store bounds these reads.
+            try:
+                endpoint = await self.store.find_endpoint(endpoint_id)
+            except Exception:
+                log.warning("could not look endpoint %r up", endpoint_id[:100], exc_info=True)
+                await _send_json(send, 500, error_body("store_failed", "could not look the endpoint up"))
+                return
+        if endpoint is None:
             await _send_json(send, 404, error_body("endpoint_not_found", f"no endpoint with id {endpoint_id!r}"))
             return
         method: str = scope["method"]

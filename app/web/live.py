@@ -62,7 +62,7 @@ async def live_socket(ws: WebSocket) -> None:
         return
     services = services_of(ws)
     store, bus = services.store, services.bus
-    ep = store.cached_endpoint(ws.path_params["endpoint_id"])
+    ep = await store.find_endpoint(ws.path_params["endpoint_id"])
     ws.state.send_lock = asyncio.Lock()
     await ws.accept()
     if ep is None:

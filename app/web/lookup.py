@@ -14,9 +14,10 @@ from app.services import services_of
 from app.web.errors import ApiError
 
 
-def get_endpoint(request: Request) -> Endpoint:
+async def get_endpoint(request: Request) -> Endpoint:
     endpoint_id = request.path_params["endpoint_id"]
-    ep = services_of(request).store.cached_endpoint(endpoint_id)
+    # find_endpoint, not the cache alone: on PostgreSQL the endpoint may have just been created on another instance.
+    ep = await services_of(request).store.find_endpoint(endpoint_id)
     if ep is None:
         raise ApiError(404, "endpoint_not_found", f"no endpoint with id {endpoint_id!r}")
     return ep

@@ -40,7 +40,7 @@ async def home(request: Request) -> Response:
 async def inspector(request: Request) -> Response:
     endpoint_id: str = request.path_params["endpoint_id"]
     services = services_of(request)
-    ep = services.store.cached_endpoint(endpoint_id)
+    ep = await services.store.find_endpoint(endpoint_id)
     if ep is None:
         return services.templates.TemplateResponse(
             request, "not_found.html", {"what": "endpoint"}, status_code=404

@@ -228,9 +228,11 @@ class Fanout:
             return False
         if not tail.known:
             if head is None:
-                # Created and deleted elsewhere before this instance read it: nobody here could have used it.
+                # Created and deleted elsewhere before this instance read it; told all the same, because the store
+                # may have cached it from its row meanwhile (find_endpoint, lookup.py).
                 del self._tails[endpoint_id]
                 _release(tail.waiters)
+                self._publish(EndpointDeleted(endpoint_id))
                 return False
             tail.known = True
             if not chs or int(chs[0]["n"]) != 1:  # its creation left the outbox (retention): tell it from the row

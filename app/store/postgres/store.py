@@ -58,6 +58,7 @@ from app.store.postgres.doorbell import (
 )
 from app.store.postgres.fanout import Fanout
 from app.store.postgres.leases import LeaseQueries
+from app.store.postgres.lookup import EndpointLookup
 from app.store.postgres.retention import PrunedEndpoint, RetentionRules, prune_all
 from app.store.postgres.rows import (
     SUMMARY_COLUMNS,
@@ -117,6 +118,7 @@ class PostgresStore(DeliveryQueries, LeaseQueries, Store):
         self._claimed = False
         self._channel = channel
         self.fanout = Fanout(lambda: self.pool, self._publish)
+        self.lookup = EndpointLookup(self._read_endpoint, self.cached_endpoint, self._remember_endpoint)
         self.doorbell = Doorbell(
             dsn, channel, self.fanout.on_ring, self.fanout.resync, instance=self.instance,
             check_interval=resync_interval,
@@ -255,6 +257,7 @@ class PostgresStore(DeliveryQueries, LeaseQueries, Store):
             self._endpoints[event.endpoint.id] = event.endpoint
         elif isinstance(event, EndpointDeleted):
             self._endpoints.pop(event.endpoint_id, None)
+            self.lookup.deleted(event.endpoint_id)
         elif isinstance(event, RequestAdded) and event.request.body is not None:
             if len(event.request.body) > INLINE_BODY_MAX:
                 # Queued events must not pin large bodies; consumers load them.
@@ -309,6 +312,23 @@ class PostgresStore(DeliveryQueries, LeaseQueries, Store):
         """From memory: the endpoints as committed by any instance, as far as this one has heard (its own writes
         at once, the others' with their doorbell rings, or the periodic resync when a ring was lost)."""
         return self._endpoints.get(endpoint_id)
+
+    async def find_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        """On a cache miss, at most one bounded read of the row (lookup.py), for an endpoint another instance
+        created that this one has not heard of yet. Raises StoreClosed when the store is not open."""
+        return await self.lookup.find(endpoint_id)
+
+    async def _read_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        row = await self.pool.fetchrow(
+            "SELECT id, name, created_at, response, options FROM endpoints WHERE id = $1", endpoint_id
+        )
+        return row_to_endpoint(row) if row is not None else None
+
+    def _remember_endpoint(self, ep: Endpoint) -> None:
+        self._endpoints[ep.id] = ep
+        # From here on the fan-out keeps this entry, as after the creation's ring (which may have been lost): it
+        # catches the endpoint up, and tells of its deletion even when that commits before the catch-up reads.
+        self.fanout.on_ring(EndpointTouched(ep.id))
 
     async def create_endpoint(self, name: str, response: ResponseSpec, settings: EndpointSettings) -> Endpoint:
         ep = Endpoint(new_endpoint_id(), pg_text(name), time.time(), response, settings)

@@ -86,14 +86,16 @@ def is_fault(exc: BaseException) -> bool:
     if isinstance(exc, asyncpg.PostgresError):
         state = getattr(exc, "sqlstate", "") or ""
         return state[:2] in _FAULT_CLASSES or state in _FAULT_STATES
-    return isinstance(exc, OSError | asyncpg.InterfaceError | asyncio.TimeoutError)
+    return isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.InternalClientError | asyncio.TimeoutError)
 
 
 def _broken(exc: BaseException) -> bool:
     """Whether the connection cannot be used again (the next batch must reconnect)."""
     if isinstance(exc, asyncpg.PostgresError):
         return (getattr(exc, "sqlstate", "") or "")[:2] in ("08", "57")
-    return isinstance(exc, OSError | asyncpg.InterfaceError | asyncio.TimeoutError)
+    # InternalClientError: the driver's protocol state is off (e.g. the server ended the connection in the middle
+    # of an operation); that connection would fail every batch from here on, so it is replaced.
+    return isinstance(exc, OSError | asyncpg.InterfaceError | asyncpg.InternalClientError | asyncio.TimeoutError)
 
 
 @dataclass

@@ -264,6 +264,10 @@ class SQLiteStore(DeliveryQueries, Store):
     def cached_endpoint(self, endpoint_id: str) -> Endpoint | None:
         return self._endpoints.get(endpoint_id)
 
+    async def find_endpoint(self, endpoint_id: str) -> Endpoint | None:
+        """The cache alone: this store is the only writer of its file (the lock), so the cache is complete."""
+        return self._endpoints.get(endpoint_id)
+
     async def create_endpoint(self, name: str, response: ResponseSpec, settings: EndpointSettings) -> Endpoint:
         ep = Endpoint(new_endpoint_id(), name, time.time(), response, settings)
 

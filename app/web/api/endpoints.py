@@ -43,13 +43,13 @@ async def list_endpoints(request: Request) -> Response:
 
 
 async def show_endpoint(request: Request) -> Response:
-    ep = get_endpoint(request)
+    ep = await get_endpoint(request)
     stats = await services_of(request).store.endpoint_stats(ep.id)
     return JSONResponse(endpoint_json(ep, stats, base_url(request)))
 
 
 async def patch_endpoint(request: Request) -> Response:
-    ep = get_endpoint(request)
+    ep = await get_endpoint(request)
     try:
         fields = parse_endpoint_input(await read_json(request), ep.settings)
     except ValueError as exc:
@@ -69,7 +69,7 @@ async def patch_endpoint(request: Request) -> Response:
 
 
 async def delete_endpoint(request: Request) -> Response:
-    ep = get_endpoint(request)
+    ep = await get_endpoint(request)
     await services_of(request).store.delete_endpoint(ep.id)
     return Response(status_code=204)
 

@@ -15,7 +15,7 @@ from app.web.lookup import get_endpoint
 
 
 async def forwarding_status(request: Request) -> Response:
-    ep = get_endpoint(request)
+    ep = await get_endpoint(request)
     services = services_of(request)
     store = services.store
     skipped = await store.skipped_counts(ep.id, "forward")

@@ -20,12 +20,12 @@ from app.web.security_headers import same_origin
 
 
 async def relay_status(request: Request) -> Response:
-    ep = get_endpoint(request)
+    ep = await get_endpoint(request)
     return JSONResponse({"relays": await services_of(request).relays.status(ep.id)})
 
 
 async def forget_relay(request: Request) -> Response:
-    ep = get_endpoint(request)
+    ep = await get_endpoint(request)
     name = request.path_params["name"]
     if not await services_of(request).store.delete_cursor("relay", ep.id, name):
         raise ApiError(404, "relay_not_found", f"no relay named {name!r}")

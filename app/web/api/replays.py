@@ -87,7 +87,7 @@ def _resigner_for(ep: Endpoint, data: dict[str, Any]) -> Resigner | None:
 
 
 async def replay_many(request: Request) -> Response:
-    ep = get_endpoint(request)
+    ep = await get_endpoint(request)
     data = await _object(request)
     target = await _target_for(request, ep, data)
     services = services_of(request)

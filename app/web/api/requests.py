@@ -29,7 +29,7 @@ ACTIVE_TYPES = ("html", "svg", "xml", "javascript", "ecmascript", "xsl")
 
 
 async def list_requests(request: Request) -> Response:
-    ep = get_endpoint(request)
+    ep = await get_endpoint(request)
     query = request_query(request)
     rows = await services_of(request).store.list_requests(ep.id, query)
     data: dict[str, Any] = {"requests": [r.summary_json() for r in rows]}
@@ -45,7 +45,7 @@ async def list_requests(request: Request) -> Response:
 
 
 async def clear_requests(request: Request) -> Response:
-    ep = get_endpoint(request)
+    ep = await get_endpoint(request)
     removed = await services_of(request).store.clear_requests(ep.id)
     return JSONResponse({"deleted": removed})
 
@@ -104,7 +104,7 @@ async def delete_request(request: Request) -> Response:
 
 async def wait_for_request(request: Request) -> Response:
     """Block until a request matching the filters with seq > after is committed; 204 on timeout."""
-    ep = get_endpoint(request)
+    ep = await get_endpoint(request)
     seconds = min(seconds_param(request, "timeout", "30"), MAX_WAIT)
     services = services_of(request)
     store, bus = services.store, services.bus
