@@ -205,3 +205,69 @@ async def test_capture_on_a_shows_on_b_live_and_c_smee_exactly_once_across_a_los
     finally:
         await _stop_all(servers)
 
+
+
+SLOW_TRIGGER = """
+CREATE TABLE slow_backends (pid integer PRIMARY KEY, held integer NOT NULL DEFAULT 0);
+CREATE FUNCTION hold_the_batch() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    UPDATE slow_backends SET held = held + 1 WHERE pid = pg_backend_pid();
+    IF FOUND THEN
+        PERFORM pg_sleep(0.05);
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER hold_the_batch AFTER INSERT ON requests FOR EACH STATEMENT EXECUTE FUNCTION hold_the_batch();
+"""
+
+
+async def test_a_slow_committing_instance_makes_no_tailer_skip_a_request(pg_dsn: str) -> None:
+    """(b) A and B capture to one endpoint while A's writer holds every batch open 50 ms after inserting it (a
+    trigger keyed to A's writer backend): live sockets on both see every seq once, in order, with no gap."""
+    a, b = servers = await _start_all(pg_dsn, 2)
+    try:
+        admin = await asyncpg.connect(pg_dsn)
+        try:
+            await admin.execute(SLOW_TRIGGER)
+            async with _client(a) as ca, _client(b) as cb:
+                ep = (await create_endpoint(ca))["id"]
+                await _wait_known([cb], ep)
+                await ca.post(f"/h/{ep}", content=b"first")  # A's writer connection exists from here on
+                slowed = await admin.fetchval(
+                    "INSERT INTO slow_backends SELECT pid FROM pg_stat_activity WHERE application_name ="
+                    " 'hookscope-writer' AND datname = current_database() AND client_port = ANY($1::int[])"
+                    " RETURNING pid",
+                    sorted(_ports_of(a.pid)),
+                )
+                assert slowed is not None, "A's writer connection was not found"
+                seen: dict[str, list[dict[str, Any]]] = {"a": [], "b": []}
+                async with websockets.connect(f"ws://127.0.0.1:{a.port}/api/endpoints/{ep}/live?after=0",
+                                              proxy=None) as wa, \
+                        websockets.connect(f"ws://127.0.0.1:{b.port}/api/endpoints/{ep}/live?after=0",
+                                           proxy=None) as wb:
+                    readers = [asyncio.create_task(_live(wa, seen["a"])), asyncio.create_task(_live(wb, seen["b"]))]
+                    try:
+                        acked: list[int] = []
+
+                        async def capture(client: httpx.AsyncClient, i: int) -> None:
+                            resp = await client.post(f"/h/{ep}/{i}", content=f"capture {i}".encode())
+                            assert resp.status_code == 200, resp.text
+                            acked.append(int(resp.headers["x-hookscope-request-id"]))
+
+                        for k in range(0, CAPTURES, 20):
+                            await asyncio.gather(*(capture(ca if i % 2 else cb, i) for i in range(k, k + 20)))
+                        total = CAPTURES + 1
+                        await wait_until(lambda: all(len(v) >= total for v in seen.values()), timeout=60)
+                    finally:
+                        for task in readers:
+                            task.cancel()
+                        await asyncio.gather(*readers, return_exceptions=True)
+                # A really was slow: each of its batches stayed open 50 ms, holding the endpoint's row lock.
+                assert await admin.fetchval("SELECT held FROM slow_backends") > 0
+                for name, rows in seen.items():
+                    assert [r["seq"] for r in rows] == list(range(1, total + 1)), name
+                    assert sorted(r["id"] for r in rows)[1:] == sorted(acked), name
+        finally:
+            await admin.close()
+    finally:
+        await _stop_all(servers)
