@@ -35,7 +35,8 @@ from app.events.types import (
     VerdictsChanged,
 )
 from app.models import Endpoint
-from app.store.postgres.rows import DELIVERY_COLUMNS, decode_response, encode_response, row_to_delivery
+from app.store.codec import decode_response, encode_response
+from app.store.postgres.rows import DELIVERY_COLUMNS, row_to_delivery
 
 ChangeKind = Literal["removed", "endpoint", "deleted", "delivery", "verdicts"]
 # The outbox keeps this long; an instance deaf for longer learns deletions from the endpoints table instead, and

@@ -13,7 +13,8 @@ import asyncpg
 
 from app.delivery.records import Delivery
 from app.endpoint_settings import settings_from_json
-from app.models import CapturedRequest, Endpoint, Header, ResponseSpec
+from app.models import CapturedRequest, Endpoint, Header
+from app.store.codec import decode_response
 
 SUMMARY_COLUMNS = (
     "id, seq, endpoint_id, received_at, method, path, query, headers, body_size, client, http_version, rejected,"
@@ -98,19 +99,6 @@ def search_pattern(text: str) -> str:
         else:
             parts.append(f"{byte:02x}")
     return "^(?:..)*?" + "".join(parts)
-
-
-def encode_response(spec: ResponseSpec) -> str:
-    """The `response` column: JSON with non-ASCII escaped, so any text (U+0000 included) fits a `text` column.
-    The same shape the SQLite backend stores."""
-    return json.dumps(spec.to_json(), separators=(",", ":"))
-
-
-def decode_response(text: str) -> ResponseSpec:
-    d = json.loads(text)
-    return ResponseSpec(
-        status=d["status"], headers=tuple((n, v) for n, v in d["headers"]), body=d["body"], delay=d["delay"]
-    )
 
 
 def row_to_endpoint(row: asyncpg.Record) -> Endpoint:

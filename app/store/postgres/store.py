@@ -42,6 +42,7 @@ from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, Res
 from app.providers.types import VerdictStatus
 from app.settings import Durability, redact_database
 from app.store.base import BodySpool, PruneResult, RequestQuery, Store, default_retention_ceiling
+from app.store.codec import encode_response
 from app.store.errors import BodyMissing, StorageUnavailable, StoreBusy, StoreClosed
 from app.store.postgres.bodies import PgSpool, iter_chunks, open_chunks, read_chunks
 from app.store.postgres.captures import Capture, Inserted, insert_captures, pg_text, storable
@@ -63,7 +64,6 @@ from app.store.postgres.retention import PrunedEndpoint, RetentionRules, prune_a
 from app.store.postgres.rows import (
     SUMMARY_COLUMNS,
     encode_headers,
-    encode_response,
     row_to_endpoint,
     row_to_request,
     search_pattern,

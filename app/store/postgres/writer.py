@@ -36,6 +36,7 @@ from typing import Any, Generic, TypeVar
 
 import asyncpg
 
+from app.store.completion import complete_jobs
 from app.store.errors import StoreBusy, StoreClosed
 from app.store.postgres.doorbell import Ring
 
@@ -242,18 +243,7 @@ class Writer:
         self.jobs += len(batch)
         failed = next((v for ok, v in results if not ok and is_fault(v)), None)
         self.fault = f"database writes: {failed}" if failed is not None else None
-        for job, (ok, value) in zip(batch, results, strict=True):
-            if ok and job.after_commit is not None:
-                try:
-                    job.after_commit(value)
-                except Exception:  # a publish failure must never lose the commit's answer
-                    log.exception("after_commit hook failed")
-            if job.future.done():  # the waiter was cancelled (client went away); the row stays
-                continue
-            if ok:
-                job.future.set_result(value)
-            else:
-                job.future.set_exception(value)
+        complete_jobs(batch, results, log)
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():

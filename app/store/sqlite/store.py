@@ -43,6 +43,7 @@ from app.store.base import (
     Store,
     default_retention_ceiling,
 )
+from app.store.codec import decode_response, encode_response
 from app.store.errors import BodyMissing, NotFound, StorageUnavailable
 from app.store.sqlite.bodies import BodyFiles, iter_file
 from app.store.sqlite.deliveries import DeliveryQueries
@@ -72,20 +73,6 @@ def encode_headers(headers: tuple[tuple[str, str], ...]) -> str:
 
 def decode_headers(text: str) -> tuple[tuple[str, str], ...]:
     return tuple((n, v) for n, v in json.loads(text))
-
-
-def encode_response(spec: ResponseSpec) -> str:
-    return json.dumps(spec.to_json(), separators=(",", ":"))
-
-
-def decode_response(text: str) -> ResponseSpec:
-    d = json.loads(text)
-    return ResponseSpec(
-        status=d["status"],
-        headers=tuple((n, v) for n, v in d["headers"]),
-        body=d["body"],
-        delay=d["delay"],
-    )
 
 
 def _like(term: str) -> str:

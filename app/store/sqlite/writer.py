@@ -23,6 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from app.store.completion import complete_jobs
 from app.store.errors import StoreBusy, StoreClosed
 
 log = logging.getLogger("hookscope.writer")
@@ -155,18 +156,7 @@ class Writer:
             # I/O error) says the database is not taking writes.
             failed = next((v for ok, v in results if not ok and isinstance(v, sqlite3.OperationalError)), None)
             self.fault = f"database writes: {failed}" if failed is not None else None
-            for job, (ok, value) in zip(batch, results, strict=True):
-                if ok and job.after_commit is not None:
-                    try:
-                        job.after_commit(value)
-                    except Exception:  # a publish failure must never lose the commit's answer
-                        log.exception("after_commit hook failed")
-                if job.future.done():  # the waiter was cancelled (client went away); the row stays
-                    continue
-                if ok:
-                    job.future.set_result(value)
-                else:
-                    job.future.set_exception(value)
+            complete_jobs(batch, results, log)
 
     def _run_batch(self, ops: list[Op[Any]]) -> list[tuple[bool, Any]]:
         conn = self._conn
