@@ -160,14 +160,20 @@ class NotOurs(Exception):
 
 
 async def stored_version(conn: asyncpg.Connection) -> int | None:
-    """The applied schema version; None for a database hookscope never migrated. Raises NotOurs."""
-    present = await conn.fetchval("SELECT to_regclass('schema_migrations') IS NOT NULL")
-    if not present:
-        foreign = await conn.fetchval(
-            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ANY($1::text[])",
-            list(FOREIGN_MARKERS),
+    """The applied schema version; None for a database hookscope never migrated. Raises NotOurs.
+
+    Which tables exist is read in ONE statement, so from one snapshot: read in two, an instance migrating the
+    database at that moment could commit between them, and its `endpoints` without its `schema_migrations`
+    would look like another application's tables."""
+    present = set(
+        await conn.fetchval(
+            "SELECT coalesce(array_agg(tablename::text), '{}') FROM pg_tables"
+            " WHERE schemaname = current_schema() AND tablename = ANY($1::text[])",
+            ["schema_migrations", *FOREIGN_MARKERS],
         )
-        if foreign:
+    )
+    if "schema_migrations" not in present:
+        if present:
             raise NotOurs("the database has tables named like hookscope's but no schema_migrations")
         return None
     version = await conn.fetchval("SELECT max(version) FROM schema_migrations")

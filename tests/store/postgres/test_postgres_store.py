@@ -20,9 +20,9 @@ from app.store.base import RequestQuery
 from app.store.errors import StorageUnavailable
 from app.store.postgres import PostgresStore
 from app.store.postgres.bodies import CHUNK
-from app.store.postgres.schema import MIGRATIONS
+from app.store.postgres.schema import MIGRATION_LOCK, MIGRATIONS, stored_version
 from tests.store.sink import RecordingSink
-from tests.support import free_port
+from tests.support import free_port, wait_until
 
 Opener = Callable[..., Awaitable[PostgresStore]]
 
@@ -271,6 +271,40 @@ async def test_instances_starting_at_once_migrate_once(open_store: Opener, pg_ds
     finally:
         await conn.close()
     assert versions == list(range(1, len(MIGRATIONS) + 1))
+
+
+async def test_a_check_racing_a_migration_sees_an_empty_or_a_migrated_database(pg_dsn: str) -> None:
+    """An instance checks the database while another commits the first migration: it must see the database
+    before (empty) or after (ours), never the migrator's tables without their `schema_migrations`."""
+    migrator, checker = await asyncpg.connect(pg_dsn), await asyncpg.connect(pg_dsn)
+    seen: list[int | None] = []
+    committed = asyncio.Event()
+
+    async def check_until_committed() -> None:
+        while True:
+            done = committed.is_set()
+            seen.append(await stored_version(checker))
+            if done:
+                return
+
+    try:
+        tx = migrator.transaction()
+        await tx.start()
+        await migrator.execute("SELECT pg_advisory_xact_lock($1)", MIGRATION_LOCK)
+        await migrator.execute("CREATE TABLE schema_migrations (version integer PRIMARY KEY)")
+        for number, ddl in enumerate(MIGRATIONS, 1):
+            await migrator.execute(ddl)
+            await migrator.execute("INSERT INTO schema_migrations (version) VALUES ($1)", number)
+        checking = asyncio.create_task(check_until_committed())
+        await wait_until(lambda: len(seen) >= 3)
+        await tx.commit()
+        committed.set()
+        await checking
+    finally:
+        await migrator.close()
+        await checker.close()
+    assert seen[0] is None and seen[-1] == len(MIGRATIONS)
+    assert set(seen) <= {None, len(MIGRATIONS)}
 
 
 async def test_durability_sets_synchronous_commit(open_store: Opener) -> None:
