@@ -19,6 +19,7 @@ may be delivered twice (at-least-once).
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import time
@@ -41,6 +42,9 @@ from app.tasks import first_completed
 log = logging.getLogger("hookscope.forward")
 
 RELEASE_SECONDS = 10.0
+# A worker delivers at most this many requests ahead of its committed outcomes (writes are pipelined): what a
+# takeover after this instance dies can deliver twice, besides the request in flight (docs/forwarding.md).
+UNCOMMITTED_MAX = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +181,9 @@ class _Worker:
         self.target = target
         self.start_after = start_after
         self.status = WorkerStatus(target)
+        # This worker's own outcome writes, oldest first, until known committed (owner.writes holds every worker's
+        # for shutdown and logs the failed ones).
+        self.uncommitted: collections.deque[asyncio.Future[int]] = collections.deque()
         self.task = asyncio.create_task(self._run(), name=f"forward {endpoint_id} -> {target}")
 
     async def _run(self) -> None:
@@ -280,11 +287,25 @@ class _Worker:
             log.exception("forwarding request %d to %s failed unexpectedly; moving on", req.id, self.target)
             outcome = Outcome.failure(f"internal error while forwarding: {describe_error(exc)}", final=True)
             update = DeliveryUpdate(req.id, req.endpoint_id, "forward", self.target, "", "dead", 1, outcome)
-            self.owner.writes.track(self.owner.store.record_delivery(update, ("forward", self.target, req.seq)))
+            self._record(update, ("forward", self.target, req.seq))
             self.status.current_id = None
             self.status.attempts = 0
             self.status.next_attempt_at = None
             self.status.last_error = outcome.error
+
+    def _record(self, update: DeliveryUpdate, cursor: CursorAdvance | None) -> None:
+        """Queue the outcome (and the cursor move) without waiting for its COMMIT."""
+        write = asyncio.ensure_future(self.owner.store.record_delivery(update, cursor))
+        self.owner.writes.track(write)
+        self.uncommitted.append(write)
+
+    async def _settle(self, limit: int) -> None:
+        """Wait until at most `limit` of this worker's outcome writes are not committed yet."""
+        while self.uncommitted and self.uncommitted[0].done():
+            self.uncommitted.popleft()
+        while len(self.uncommitted) > limit:
+            with contextlib.suppress(Exception):
+                await self.uncommitted.popleft()
 
     def _signed(self, out: Outgoing) -> Outgoing:
         """Re-sign each attempt afresh when the endpoint asks for it (a retry must not carry a stale timestamp)."""
@@ -332,7 +353,8 @@ class _Worker:
                 req.id, req.endpoint_id, "forward", self.target, "", state, 1, outcome, next_attempt_at=next_at
             )
             cursor: CursorAdvance | None = ("forward", self.target, req.seq) if wait is None else None
-            owner.writes.track(owner.store.record_delivery(update, cursor))
+            self._record(update, cursor)
+            await self._settle(UNCOMMITTED_MAX)
             await owner.writes.backpressure()
             self.status.last_error = outcome.error or (None if outcome.ok else f"HTTP {outcome.status}")
             if wait is None:

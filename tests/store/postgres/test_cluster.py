@@ -29,6 +29,7 @@ from typing import Any
 import httpx
 import pytest
 
+from app.delivery.forwarder import UNCOMMITTED_MAX
 from tests.delivery.relayproc import RelayProcess, wait_relay
 from tests.delivery.target import Received, RecordingTarget
 from tests.support import LOCAL_TLS, ServerProcess, create_endpoint, wait_until
@@ -44,11 +45,11 @@ BIG = frozenset(range(417, CAPTURES, 1000))  # five bodies of 1-2 MiB
 KILL_RELAY_AFTER = CAPTURES // 3  # acknowledged captures before the relay's instance is killed
 KILL_FORWARD_AFTER = 2 * CAPTURES // 3  # ... and before the forward lease holder is
 # The bounds asserted on what one takeover delivers twice (the in-flight window). A forward owner has one request
-# in flight, plus the few it had delivered whose outcome was not committed yet (outcome writes are pipelined into
-# the group commit; docs/forwarding.md): the same 64 as tests/store/postgres/test_ownership.py. The relay server
+# in flight, plus at most UNCOMMITTED_MAX it had delivered whose outcome was not committed yet (outcome writes are
+# pipelined into the group commit; docs/forwarding.md). The relay server
 # keeps at most 64 requests unacknowledged (docs/forwarding.md, the relay protocol), plus acks it had received but
 # not committed yet, a group commit's worth: one more window. Measured: 1-2 forwarded and ~25 relayed twice.
-FORWARD_REDELIVERED_MAX = 64
+FORWARD_REDELIVERED_MAX = UNCOMMITTED_MAX + 1
 RELAY_REDELIVERED_MAX = 2 * 64
 HEADER_NAMES = frozenset({b"content-type", b"x-i", b"x-dup", b"x-other", b"x-bin"})
 

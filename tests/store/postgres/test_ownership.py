@@ -22,6 +22,7 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
+from app.delivery.forwarder import UNCOMMITTED_MAX
 from tests.delivery.relayproc import RelayProcess, wait_relay
 from tests.delivery.target import RecordingTarget
 from tests.support import LOCAL_TLS, ServerProcess, create_endpoint, wait_until
@@ -30,9 +31,10 @@ from tests.support import LOCAL_TLS, ServerProcess, create_endpoint, wait_until
 pytestmark = pytest.mark.timeout(300)
 
 CAPTURES = 300
-# Outcome writes are pipelined, so the dead owner may have delivered a few requests whose outcome it had not
-# committed; far fewer than this in practice, but the bound is what docs/forwarding.md promises.
-MAX_REDELIVERED = 64
+# Outcome writes are pipelined, so the dead owner may have delivered up to UNCOMMITTED_MAX requests whose outcome
+# it had not committed, besides the one in flight; far fewer in practice, but the bound is what
+# docs/forwarding.md promises.
+MAX_REDELIVERED = UNCOMMITTED_MAX + 1
 
 
 async def _start(dsn: str) -> ServerProcess:
