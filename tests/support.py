@@ -190,3 +190,16 @@ async def raw_request(port: int, data: bytes, *, close_after_send: bool = False,
 
 def status_of(response: bytes) -> int:
     return int(response.split(b" ", 2)[1])
+
+
+# uvicorn closes a keep-alive connection after 5 s idle; a client that keeps one as long may send on it just as the
+# server closes it ("Server disconnected without sending a response"). Ours let theirs go first.
+CLIENT_KEEPALIVE_SECONDS = 2.0
+
+
+def server_client(srv: ServerProcess, timeout: float = 60.0) -> httpx.AsyncClient:
+    """An HTTP client for a server process (its API and capture URL)."""
+    return httpx.AsyncClient(
+        base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=timeout,
+        limits=httpx.Limits(keepalive_expiry=CLIENT_KEEPALIVE_SECONDS),
+    )

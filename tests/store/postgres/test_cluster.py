@@ -32,7 +32,7 @@ import pytest
 from app.delivery.forwarder import UNCOMMITTED_MAX
 from tests.delivery.relayproc import RelayProcess, wait_relay
 from tests.delivery.target import Received, RecordingTarget
-from tests.support import LOCAL_TLS, ServerProcess, create_endpoint, wait_until
+from tests.support import ServerProcess, create_endpoint, server_client, wait_until
 
 # Three servers, a forward takeover that waits for the dead owner's lease to expire (15 s + a 2 s poll),
 # 5,000 captures: ~60 s on the 2-core machine; the timeout only catches a hang.
@@ -119,7 +119,7 @@ async def _stop(srv: ServerProcess) -> None:
 
 
 def _client(srv: ServerProcess) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=60)
+    return server_client(srv)
 
 
 async def _poll(probe: Any, what: str, timeout: float = 30.0) -> Any:

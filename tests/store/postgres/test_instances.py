@@ -20,7 +20,7 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from app.store.postgres.schema import MIGRATIONS
-from tests.support import LOCAL_TLS, ServerProcess, create_endpoint, wait_until
+from tests.support import ServerProcess, create_endpoint, server_client, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
@@ -53,7 +53,7 @@ async def _stop_all(servers: list[ServerProcess]) -> list[str]:
 
 
 def _client(srv: ServerProcess) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=60)
+    return server_client(srv)
 
 
 async def _knows(client: httpx.AsyncClient, endpoint_id: str) -> bool:

@@ -25,7 +25,7 @@ from websockets.exceptions import ConnectionClosed
 from app.delivery.forwarder import UNCOMMITTED_MAX
 from tests.delivery.relayproc import RelayProcess, wait_relay
 from tests.delivery.target import RecordingTarget
-from tests.support import LOCAL_TLS, ServerProcess, create_endpoint, wait_until
+from tests.support import ServerProcess, create_endpoint, server_client, wait_until
 
 # Two servers, a takeover that waits for a lease to expire (15 s), a few hundred captures.
 pytestmark = pytest.mark.timeout(300)
@@ -57,7 +57,7 @@ async def _stop(srv: ServerProcess) -> None:
 
 
 def _client(srv: ServerProcess) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=60)
+    return server_client(srv)
 
 
 async def _known_on(client: httpx.AsyncClient, endpoint_id: str) -> None:

@@ -15,7 +15,7 @@ import pytest
 
 from tests.delivery.relayproc import RelayProcess, wait_relay
 from tests.delivery.target import Received, RecordingTarget
-from tests.support import LOCAL_TLS, ServerProcess, create_endpoint, wait_until
+from tests.support import ServerProcess, create_endpoint, server_client, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -49,7 +49,7 @@ async def _stop(servers: list[ServerProcess]) -> None:
 
 def _client(srv: ServerProcess) -> httpx.AsyncClient:
     # The timeout bounds a wait that must not happen (passthrough deadlines below are 30 s).
-    return httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=20)
+    return server_client(srv, timeout=20)
 
 
 async def _instance(client: httpx.AsyncClient, ep: str) -> str:

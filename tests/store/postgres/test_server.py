@@ -29,7 +29,16 @@ from websockets.asyncio.client import ClientConnection
 from app.settings import MIB
 from tests.delivery.relayproc import RelayProcess, wait_relay
 from tests.delivery.target import RecordingTarget
-from tests.support import LOCAL_TLS, REPO, ServerProcess, create_endpoint, free_port, raw_request, status_of, wait_until
+from tests.support import (
+    REPO,
+    ServerProcess,
+    create_endpoint,
+    free_port,
+    raw_request,
+    server_client,
+    status_of,
+    wait_until,
+)
 
 # Each test starts one or two servers and moves a few MiB: more than the suite's default 120 s on a slow machine.
 pytestmark = pytest.mark.timeout(300)
@@ -51,7 +60,7 @@ async def _stop(srv: ServerProcess) -> None:
 
 
 def _client(srv: ServerProcess) -> httpx.AsyncClient:
-    return httpx.AsyncClient(base_url=srv.url, trust_env=False, verify=LOCAL_TLS, timeout=60)
+    return server_client(srv)
 
 
 async def _capture(client: httpx.AsyncClient, ep: str, body: bytes, path: str = "", **kw: Any) -> dict[str, Any]:
