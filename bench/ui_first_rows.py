@@ -30,7 +30,7 @@ from app.endpoint_settings import EndpointSettings  # noqa: E402
 from app.events.bus import EventBus  # noqa: E402
 from app.models import ResponseSpec  # noqa: E402
 from app.store import SQLiteStore  # noqa: E402
-from app.store.sqlite.store import encode_headers  # noqa: E402
+from app.store.sqlite.captures import encode_headers  # noqa: E402
 from tests.support import ServerProcess  # noqa: E402
 from tests.ui.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402
 
