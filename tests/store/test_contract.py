@@ -677,6 +677,20 @@ async def test_a_capture_for_a_missing_endpoint_is_not_found(store: Store, event
     assert events.of(RequestAdded) == []
 
 
+async def test_a_capture_for_a_missing_endpoint_fails_alone_among_queued_captures(
+    store: Store, events: RecordingSink, ep: Endpoint
+) -> None:
+    pending = [store.add_request(_new(ep.id, b"a")), store.add_request(_new("no-such-endpoint")),
+               store.add_request(_new(ep.id, b"b", event_id="evt_1")),
+               store.add_request(_new(ep.id, b"c", event_id="evt_1"))]
+    a, missing, b, c = await asyncio.gather(*pending, return_exceptions=True)
+    assert isinstance(missing, NotFound)
+    assert isinstance(a, CapturedRequest) and isinstance(b, CapturedRequest) and isinstance(c, CapturedRequest)
+    assert a.seq < b.seq < c.seq and c.duplicate_of == b.id and b.duplicate_of is None
+    assert [r.body for r in await store.requests_after(ep.id, 0, 10)] == [b"a", b"b", b"c"]
+    assert [e.request.id for e in events.of(RequestAdded)] == [a.id, b.id, c.id]
+
+
 # --- events ------------------------------------------------------------------------------------------------------
 
 

@@ -44,8 +44,9 @@ from app.store.base import (
     default_retention_ceiling,
 )
 from app.store.codec import decode_response, encode_response
-from app.store.errors import BodyMissing, NotFound, StorageUnavailable
+from app.store.errors import BodyMissing, StorageUnavailable
 from app.store.sqlite.bodies import BodyFiles, iter_file
+from app.store.sqlite.captures import Capture, CaptureInsert, decode_headers
 from app.store.sqlite.deliveries import DeliveryQueries
 from app.store.sqlite.leases import LocalLeases
 from app.store.sqlite.lock import DatabaseLock
@@ -65,14 +66,6 @@ SUMMARY_COLUMNS = (
 )
 # The body column follows the summary ones; derived, so a migration that adds a summary column cannot stale it.
 BODY_INDEX = SUMMARY_COLUMNS.count(",") + 1
-
-
-def encode_headers(headers: tuple[tuple[str, str], ...]) -> str:
-    return json.dumps(headers, ensure_ascii=False, separators=(",", ":"))
-
-
-def decode_headers(text: str) -> tuple[tuple[str, str], ...]:
-    return tuple((n, v) for n, v in json.loads(text))
 
 
 def _like(term: str) -> str:
@@ -128,6 +121,8 @@ class SQLiteStore(DeliveryQueries, Store):
         self.bodies = BodyFiles(Path(str(path) + ".bodies"), durable=durability == "full")
         self.lock = DatabaseLock(path)
         self.writer = Writer(self._connect_writer, queue_size=queue_size)
+        # The capture insert keeps the id counter of the writer's connection (captures.py).
+        self._insert = CaptureInsert()
         self._readers: asyncio.Queue[aiosqlite.Connection] = asyncio.Queue()
         self._reader_conns: list[aiosqlite.Connection] = []
         self._endpoints: dict[str, Endpoint] = {}
@@ -135,7 +130,8 @@ class SQLiteStore(DeliveryQueries, Store):
 
     # lifecycle ---------------------------------------------------------------------------------------------
     def _connect_writer(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        # A statement cache big enough for every capture insert size (captures.py) besides the other writes.
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, cached_statements=512)
         conn.execute("PRAGMA journal_mode=WAL")
         conn.execute(f"PRAGMA synchronous={'FULL' if self.durability == 'full' else 'NORMAL'}")
         conn.execute("PRAGMA foreign_keys=ON")
@@ -356,51 +352,7 @@ class SQLiteStore(DeliveryQueries, Store):
     # requests ----------------------------------------------------------------------------------------------
     def add_request(self, new: NewRequest) -> Awaitable[CapturedRequest]:
         body_file = self.bodies.name_of(new.spool) if new.spool is not None else None
-
-        def op(conn: sqlite3.Connection) -> CapturedRequest:
-            duplicate_of = None
-            if new.event_id is not None:
-                # Inside the write transaction, so two retries committed in one batch still see each other.
-                first = conn.execute(
-                    "SELECT id FROM requests WHERE endpoint_id = ? AND event_id = ? ORDER BY id LIMIT 1",
-                    (new.endpoint_id, new.event_id),
-                ).fetchone()
-                duplicate_of = first[0] if first else None
-            try:
-                cur = conn.execute(
-                    "INSERT INTO requests (endpoint_id, received_at, method, path, query, headers, content_type,"
-                    " body, body_file, body_size, client, http_version, rejected, provider, event_type, event_id,"
-                    " verify_status, verify_reason, duplicate_of)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (
-                        new.endpoint_id,
-                        new.received_at,
-                        new.method,
-                        new.path,
-                        new.query,
-                        encode_headers(new.headers),
-                        new.content_type,
-                        new.body,
-                        body_file,
-                        new.body_size,
-                        new.client,
-                        new.http_version,
-                        new.rejected,
-                        new.provider,
-                        new.event_type,
-                        new.event_id,
-                        new.verify_status,
-                        new.verify_reason,
-                        duplicate_of,
-                    ),
-                )
-            except sqlite3.IntegrityError as exc:  # the only constraint an insert can break: the endpoint
-                raise NotFound(f"no endpoint with id {new.endpoint_id!r}") from exc
-            rid = cur.lastrowid
-            assert rid is not None
-            return CapturedRequest.from_new(rid, new, duplicate_of, seq=rid)
-
-        return self.writer.submit_nowait(op, after_commit=self._added)
+        return self.writer.submit_item(self._insert, Capture(new, body_file), after_commit=self._added)
 
     def _added(self, req: CapturedRequest) -> None:
         if req.body is not None and len(req.body) > INLINE_BODY_MAX:

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -82,3 +84,49 @@ async def test_stop_commits_what_was_queued(tmp_path: Path) -> None:
     assert all(f.done() and not f.exception() for f in futures)
     conn = sqlite3.connect(tmp_path / "w.db")
     assert conn.execute("SELECT COUNT(*) FROM t").fetchone() == (200,)
+
+
+class _BatchInsert:
+    """A batch function that inserts its items with one statement and counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[int]] = []
+
+    def __call__(self, conn: sqlite3.Connection, items: Sequence[Any]) -> list[Any]:
+        self.calls.append(list(items))
+        conn.execute(
+            "INSERT INTO t (v) VALUES " + ", ".join("(?)" for _ in items), [int(v) for v in items]
+        )
+        return [v * 10 for v in items]
+
+
+async def test_queued_items_of_one_batch_function_run_as_one_call_in_order_with_ops(tmp_path: Path) -> None:
+    w = Writer(lambda: _connect(tmp_path / "w.db"))
+    await w.start()
+    batch = _BatchInsert()
+    seen: list[int] = []
+    futures = [w.submit_item(batch, i, after_commit=seen.append) for i in range(1, 6)]
+    futures.append(w.submit_nowait(_insert(100), after_commit=seen.append))
+    futures += [w.submit_item(batch, i, after_commit=seen.append) for i in range(6, 9)]
+    results = await asyncio.gather(*futures)
+    await w.stop()
+    assert results[:5] == [10, 20, 30, 40, 50] and results[6:] == [60, 70, 80]
+    assert seen == results  # after_commit in queue order, ops and items alike
+    # The writer drained the queue as one batch: each run of items became one call, around the op.
+    assert batch.calls == [[1, 2, 3, 4, 5], [6, 7, 8]]
+
+
+async def test_a_failing_item_fails_alone_and_the_rest_of_its_run_commits(tmp_path: Path) -> None:
+    w = Writer(lambda: _connect(tmp_path / "w.db"))
+    await w.start()
+    batch = _BatchInsert()
+    # 3 twice: the run's one statement fails, so the writer runs every job again on its own.
+    futures = [w.submit_item(batch, 1), w.submit_item(batch, 2), w.submit_nowait(_insert(50))]
+    futures += [w.submit_item(batch, v) for v in (3, 3, 4)]
+    done = await asyncio.gather(*futures, return_exceptions=True)
+    await w.stop()
+    assert [d for d in done if not isinstance(d, Exception)] == [10, 20, 3, 30, 40]  # the op's rowid is 3
+    assert isinstance(done[4], sqlite3.IntegrityError)
+    assert batch.calls[0] == [1, 2] and [1] in batch.calls and [4] in batch.calls
+    conn = sqlite3.connect(tmp_path / "w.db")
+    assert [r[0] for r in conn.execute("SELECT v FROM t ORDER BY rowid")] == [1, 2, 50, 3, 4]
