@@ -81,7 +81,14 @@ class EndpointStats:
     last_request_at: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
+# NewRequest and CapturedRequest are built for every capture, so they are plain slotted dataclasses: a frozen
+# one's __init__ sets each of ~20 fields through object.__setattr__, ten times the cost (bench/profile.py). They
+# are values all the same: the capture path fills a NewRequest's analysis before handing it to the store, and
+# nothing changes either afterwards (a CapturedRequest is shared by every consumer of its event); derive a changed
+# copy with dataclasses.replace.
+
+
+@dataclass(slots=True)
 class NewRequest:
     """A request as captured, before it has an id. Its body is either in memory (`body`) or in the store's
     `spool` the capture path streamed it into (then body is None); the store takes over the spool on commit."""
@@ -113,7 +120,7 @@ class NewRequest:
         return ""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)
 class CapturedRequest:
     """A committed capture. `id` is unique across the store and names the request (`/api/requests/{id}`);
     `seq` is its position in its endpoint: >= 1, strictly increasing in commit order within the endpoint, never
@@ -145,27 +152,11 @@ class CapturedRequest:
 
     @classmethod
     def from_new(cls, rid: int, new: NewRequest, duplicate_of: int | None = None, *, seq: int) -> CapturedRequest:
+        # Positional, in field order: keyword arguments cost as much again on the capture path.
         return cls(
-            id=rid,
-            seq=seq,
-            endpoint_id=new.endpoint_id,
-            received_at=new.received_at,
-            method=new.method,
-            path=new.path,
-            query=new.query,
-            headers=new.headers,
-            body_size=new.body_size,
-            content_type=new.content_type,
-            client=new.client,
-            http_version=new.http_version,
-            rejected=new.rejected,
-            body=new.body,
-            provider=new.provider,
-            event_type=new.event_type,
-            event_id=new.event_id,
-            verify_status=new.verify_status,
-            verify_reason=new.verify_reason,
-            duplicate_of=duplicate_of,
+            rid, seq, new.endpoint_id, new.received_at, new.method, new.path, new.query, new.headers, new.body_size,
+            new.content_type, new.client, new.http_version, new.rejected, new.body, new.provider, new.event_type,
+            new.event_id, new.verify_status, new.verify_reason, duplicate_of,
         )
 
     def header(self, name: str) -> str | None:

@@ -13,14 +13,14 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from dataclasses import dataclass
 
 from starlette.types import Message, Receive, Scope, Send
 
 from app.ingest.clientaddr import Network, client_address
 from app.json_errors import error_body
-from app.models import CapturedRequest, Endpoint, NewRequest
-from app.providers.awareness import DETECT_MAX, analyse
+from app.models import CapturedRequest, Endpoint, NewRequest, ResponseSpec
+from app.providers.awareness import DETECT_MAX, analyse, analysed
 from app.settings import Settings
 from app.store.base import BodySpool, Store
 from app.store.errors import StoreBusy, StoreClosed
@@ -33,6 +33,8 @@ PREFIX = b"/h/"
 # sender can read our 413 instead of seeing its upload reset; past that we answer and close the connection.
 DRAIN_BYTES = 64 * 1024 * 1024
 DRAIN_SECONDS = 30.0
+# Encoded endpoint responses kept (_Answer); past this the cache starts over.
+ANSWERS_CACHED = 1024
 
 # What the capture app is composed with (app/services.py): a GET with Accept: text/event-stream on the ingest URL
 # becomes a live stream (smee.io compatibility), and an endpoint may answer with a forwarded target's response
@@ -62,6 +64,29 @@ class _SpoolFailed(Exception):
         self.more_body = more_body
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """An endpoint's configured response, encoded once (not per capture): status, the headers before the request
+    id, the body (None: the default JSON naming the request id) and whether the headers set Content-Length."""
+
+    spec: ResponseSpec
+    status: int
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes | None
+    has_length: bool
+
+    @classmethod
+    def of(cls, spec: ResponseSpec) -> _Answer:
+        configured = tuple((n.encode("latin-1"), v.encode("latin-1")) for n, v in spec.headers)
+        names = {n.lower() for n, _ in configured}
+        if spec.body is None:
+            headers = configured if b"content-type" in names else ((b"content-type", b"application/json"), *configured)
+            body = None
+        else:
+            headers, body = configured, spec.body.encode("utf-8")
+        return cls(spec, spec.status, headers, body, b"content-length" in names)
+
+
 class CaptureApp:
     def __init__(
         self,
@@ -78,11 +103,12 @@ class CaptureApp:
         self.response_hook = response_hook
         # Analysing a spilled body means reading it into memory: one at a time keeps memory bounded.
         self._big_analysis = asyncio.Semaphore(1)
+        # Endpoint id -> its encoded response, rebuilt when the endpoint's ResponseSpec object changes.
+        self._answers: dict[str, _Answer] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         raw_path: bytes = scope.get("raw_path") or scope["path"].encode("utf-8")
-        rest = raw_path[len(PREFIX) :]
-        raw_id, sep, sub = rest.partition(b"/")
+        raw_id, sep, sub = raw_path[len(PREFIX) :].partition(b"/")
         endpoint_id = raw_id.decode("latin-1")
         endpoint = self.store.cached_endpoint(endpoint_id)
         if endpoint is None:
@@ -97,25 +123,22 @@ class CaptureApp:
             await _send_json(send, 404, error_body("endpoint_not_found", f"no endpoint with id {endpoint_id!r}"))
             return
         method: str = scope["method"]
-        headers = tuple((n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"])
+        headers = tuple([(n.decode("latin-1"), v.decode("latin-1")) for n, v in scope["headers"]])
 
         if method == "GET" and self.stream_handler is not None and _wants_event_stream(headers):
             await self.stream_handler(endpoint, scope, receive, send)
             return
 
-        received_at = time.time()
         peer = scope.get("client")
-        forwarded = [v for n, v in headers if n == "x-forwarded-for"]
-        client = client_address(peer[0] if peer else None, forwarded, self.trusted)
-        base = dict(
-            endpoint_id=endpoint.id,
-            received_at=received_at,
-            method=method,
-            path=(b"/" + sub).decode("latin-1") if sep else "",
-            query=scope.get("query_string", b"").decode("latin-1"),
-            headers=headers,
-            client=client,
-            http_version=scope.get("http_version", "1.1"),
+        peer_ip = peer[0] if peer else None
+        if self.trusted:
+            client = client_address(peer_ip, [v for n, v in headers if n == "x-forwarded-for"], self.trusted)
+        else:
+            client = peer_ip
+        new = NewRequest(
+            endpoint.id, time.time(), method, (b"/" + sub).decode("latin-1") if sep else "",
+            scope.get("query_string", b"").decode("latin-1"), headers, None, 0, client,
+            scope.get("http_version", "1.1"),
         )
 
         limit = self.settings.max_body
@@ -127,11 +150,21 @@ class CaptureApp:
                     await _drain(receive, DRAIN_BYTES)
                 except _Disconnected:
                     pass
-            await self._reject(send, base, declared, limit)
+            await self._reject(send, new, declared, limit)
             return
 
         try:
-            body, spool, size = await self._read_body(receive, limit)
+            message: Message = await receive()
+            if (
+                message["type"] == "http.request"
+                and not message.get("more_body", False)
+                and len(body := message.get("body", b"")) <= min(limit, self.settings.spill_threshold)
+            ):
+                spool: BodySpool | None = None
+                size = len(body)
+            else:
+                read, spool, size = await self._read_body(receive, limit, message)
+                body = read if read is not None else b""
         except _Disconnected:
             return  # the sender went away mid-body: nothing is stored, nobody to answer
         except _SpoolFailed as exc:
@@ -146,15 +179,21 @@ class CaptureApp:
                 send, 500, error_body("store_failed", "could not store the request"), [(b"connection", b"close")]
             )
             return
-        if body is None and spool is None:
-            await self._reject(send, base, size, limit)
+        if size > limit:
+            await self._reject(send, new, size, limit)
             return
 
-        new = NewRequest(**base, body=body, body_size=size, spool=spool)
+        new.body_size = size
+        if spool is None:
+            new.body = body
+        else:
+            new.spool = spool
         try:
-            if spool is not None:
+            if spool is None:
+                self._analyse_inline(endpoint, new)
+            else:
                 await spool.finish()
-            new = await self._analyse(endpoint, new)
+                await self._analyse_spooled(endpoint, new, spool)
             captured = await self.store.add_request(new)
         except (StoreBusy, StoreClosed):
             if spool is not None:
@@ -172,24 +211,32 @@ class CaptureApp:
 
         await self._respond(send, endpoint, captured, method)
 
-    async def _analyse(self, endpoint: Endpoint, new: NewRequest) -> NewRequest:
+    def _analyse_inline(self, endpoint: Endpoint, new: NewRequest) -> None:
         """Provider detection and the signature verdict, over the exact bytes. Never fails a capture."""
-        config = endpoint.settings.verify
-        spool = new.spool
         try:
-            if spool is None:
-                return analyse(new, new.body, config, self.settings.public_url)
-            if new.body_size > DETECT_MAX and config is None:
-                return analyse(new, None, None, self.settings.public_url)
-            async with self._big_analysis:
-                body = await spool.read()
-                return await asyncio.to_thread(analyse, new, body, config, self.settings.public_url)
+            analysed(new, analyse(new, new.body, endpoint.settings.verify, self.settings.public_url))
         except Exception:
             log.exception("provider analysis failed; storing the request without it")
-            return new
 
-    async def _read_body(self, receive: Receive, limit: int) -> tuple[bytes | None, BodySpool | None, int]:
-        """Read the body, spilling to a file past the threshold.
+    async def _analyse_spooled(self, endpoint: Endpoint, new: NewRequest, spool: BodySpool) -> None:
+        """As _analyse_inline, for a body that streamed into a spool: read back (one at a time) when small
+        enough to detect the event, or when the endpoint verifies signatures."""
+        config = endpoint.settings.verify
+        try:
+            if new.body_size > DETECT_MAX and config is None:
+                analysed(new, analyse(new, None, None, self.settings.public_url))
+                return
+            async with self._big_analysis:
+                body = await spool.read()
+                result = await asyncio.to_thread(analyse, new, body, config, self.settings.public_url)
+            analysed(new, result)
+        except Exception:
+            log.exception("provider analysis failed; storing the request without it")
+
+    async def _read_body(
+        self, receive: Receive, limit: int, message: Message
+    ) -> tuple[bytes | None, BodySpool | None, int]:
+        """Read the body from its first message on, spilling to a file past the threshold.
 
         Returns (bytes, None, size) or (None, spool, size); (None, None, size) when over the limit.
         """
@@ -199,7 +246,6 @@ class CaptureApp:
         threshold = self.settings.spill_threshold
         try:
             while True:
-                message: Message = await receive()
                 if message["type"] == "http.disconnect":
                     raise _Disconnected()
                 chunk: bytes = message.get("body", b"")
@@ -225,6 +271,7 @@ class CaptureApp:
                         raise _SpoolFailed(message.get("more_body", False)) from exc
                 if not message.get("more_body", False):
                     break
+                message = await receive()
         except BaseException:
             if spool is not None:
                 spool.discard()
@@ -233,12 +280,12 @@ class CaptureApp:
             return None, spool, size
         return bytes(buf), None, size
 
-    async def _reject(self, send: Send, base: dict[str, Any], size: int, limit: int) -> None:
+    async def _reject(self, send: Send, new: NewRequest, size: int, limit: int) -> None:
         """Record that the sender tried (metadata only), then answer 413."""
         rid: int | None = None
         try:
-            new = NewRequest(**base, body=b"", body_size=size, rejected="body_too_large")
-            captured = await self.store.add_request(analyse(new, None, None, self.settings.public_url))
+            new.body, new.body_size, new.rejected = b"", size, "body_too_large"
+            captured = await self.store.add_request(analysed(new, analyse(new, None, None, self.settings.public_url)))
             rid = captured.id
         except Exception:
             log.warning("could not record a rejected request", exc_info=True)
@@ -246,6 +293,14 @@ class CaptureApp:
         extra = [(b"x-hookscope-request-id", str(rid).encode())] if rid is not None else []
         extra.append((b"connection", b"close"))
         await _send_json(send, 413, error_body("body_too_large", message), extra)
+
+    def _answer(self, endpoint: Endpoint) -> _Answer:
+        answer = self._answers.get(endpoint.id)
+        if answer is None or answer.spec is not endpoint.response:
+            if len(self._answers) >= ANSWERS_CACHED:
+                self._answers.clear()  # endpoints come and go; a rebuild is cheap
+            answer = self._answers[endpoint.id] = _Answer.of(endpoint.response)
+        return answer
 
     async def _respond(self, send: Send, endpoint: Endpoint, captured: CapturedRequest, method: str) -> None:
         rid = str(captured.id).encode()
@@ -255,19 +310,15 @@ class CaptureApp:
                 headers = [*reply.headers, (b"x-hookscope-request-id", rid)]
                 await _send(send, reply.status, headers, b"" if method == "HEAD" else reply.body)
                 return
-        spec = endpoint.response
-        if spec.delay > 0:
-            await asyncio.sleep(spec.delay)
-        if spec.body is None:
-            body = b'{"ok":true,"request_id":' + rid + b"}"
-            has_type = any(n.lower() == "content-type" for n, _ in spec.headers)
-            headers = [] if has_type else [(b"content-type", b"application/json")]
-        else:
-            body = spec.body.encode("utf-8")
-            headers = []
-        headers.extend((n.encode("latin-1"), v.encode("latin-1")) for n, v in spec.headers)
-        headers.append((b"x-hookscope-request-id", rid))
-        await _send(send, spec.status, headers, b"" if method == "HEAD" else body, len(body))
+        answer = self._answer(endpoint)
+        if endpoint.response.delay > 0:
+            await asyncio.sleep(endpoint.response.delay)
+        body = answer.body if answer.body is not None else b'{"ok":true,"request_id":' + rid + b"}"
+        headers = [*answer.headers, (b"x-hookscope-request-id", rid)]
+        if not answer.has_length:
+            headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": answer.status, "headers": headers})
+        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
 
 
 async def _drain(receive: Receive, budget: int) -> int:

@@ -7,7 +7,7 @@ parsed once into a VerifyConfig (app/endpoint_settings.py), read here as `endpoi
 from __future__ import annotations
 
 import asyncio
-import dataclasses
+from typing import NamedTuple
 
 from app.models import CapturedRequest, Endpoint, Header, NewRequest
 from app.providers import SignedRequest, VerifyConfig, detect, verify
@@ -34,29 +34,39 @@ def signed_request(req: NewRequest | CapturedRequest, body: bytes, public_url: s
     return SignedRequest(req.method, url, req.headers, body, req.received_at)
 
 
-def analyse(new: NewRequest, body: bytes | None, config: VerifyConfig | None, public_url: str | None) -> NewRequest:
+class Analysis(NamedTuple):
+    """What capture-time analysis adds to a NewRequest."""
+
+    provider: str | None
+    event_type: str | None
+    event_id: str | None
+    verify_status: VerdictStatus
+    verify_reason: str
+
+
+def analyse(new: NewRequest, body: bytes | None, config: VerifyConfig | None, public_url: str | None) -> Analysis:
     """Detection and verdict for a capture; body None means "not loaded" (detection by headers only).
 
     Verdicts are computed against the time of receipt, so recomputing them later gives the same answer.
     """
-    sreq = signed_request(new, body if body is not None else b"", public_url)
+    data = body if body is not None else b""
+    if config is None:
+        # Detection reads headers and body only; the URL (which two schemes sign) is built when verifying.
+        found = detect(SignedRequest(new.method, "", new.headers, data, new.received_at))
+        return Analysis(found.provider, found.event_type, found.event_id, "unconfigured", "")
+    sreq = signed_request(new, data, public_url)
     found = detect(sreq)
-    status: VerdictStatus = "unconfigured"
-    reason = ""
-    if config is not None:
-        if body is None:
-            status, reason = "unconfigured", "body was not loaded for verification"
-        else:
-            verdict = verify(sreq, config, now=new.received_at)
-            status, reason = verdict.status, verdict.reason
-    return dataclasses.replace(
-        new,
-        provider=found.provider,
-        event_type=found.event_type,
-        event_id=found.event_id,
-        verify_status=status,
-        verify_reason=reason,
-    )
+    if body is None:
+        return Analysis(found.provider, found.event_type, found.event_id, "unconfigured",
+                        "body was not loaded for verification")
+    verdict = verify(sreq, config, now=new.received_at)
+    return Analysis(found.provider, found.event_type, found.event_id, verdict.status, verdict.reason)
+
+
+def analysed(new: NewRequest, analysis: Analysis) -> NewRequest:
+    """`new` with its analysis filled in (the capture path's own request, not yet handed to the store)."""
+    new.provider, new.event_type, new.event_id, new.verify_status, new.verify_reason = analysis
+    return new
 
 
 async def reverify(store: Store, endpoint: Endpoint, public_url: str | None) -> int:

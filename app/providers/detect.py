@@ -291,21 +291,30 @@ def _slack_body(req: SignedRequest) -> Detection | None:
     return None
 
 
-_RULES: tuple[Callable[[SignedRequest], Detection | None], ...] = (
-    _github,
-    _gitlab,
-    _shopify,
-    _stripe,
-    _slack,
-    _twilio,
-    _square,
-    _paddle,
-    _linear,
-    _zoom,
-    _discord,
-    _standard,
-    _stripe_body,
-    _slack_body,
+Rule = Callable[[SignedRequest], Detection | None]
+
+# Header rules, in order, each with the headers it needs one of: a rule returns None without them, so it runs only
+# when one is present (most captures carry none, and skip every rule with a dictionary lookup per name).
+_HEADER_RULES: tuple[tuple[tuple[str, ...], Rule], ...] = (
+    (("x-github-event",), _github),
+    (("x-gitlab-event", "x-gitlab-token"), _gitlab),
+    (("x-shopify-topic", "shopify-topic", "x-shopify-hmac-sha256"), _shopify),
+    (("stripe-signature",), _stripe),
+    (("x-slack-signature", "x-slack-request-timestamp"), _slack),
+    (("x-twilio-signature",), _twilio),
+    (("x-square-hmacsha256-signature", "x-square-signature"), _square),
+    (("paddle-signature",), _paddle),
+    (("linear-signature", "linear-delivery"), _linear),
+    (("x-zm-signature", "x-zm-request-timestamp"), _zoom),
+    (("x-signature-ed25519",), _discord),
+    (("svix-id", "webhook-id"), _standard),
+)
+_TRIGGERS = frozenset(name for triggers, _ in _HEADER_RULES for name in triggers)
+# Body rules (headers stripped by a proxy), after the header rules, each with the bytes its match must contain:
+# a JSON body is parsed only when one occurs (or when it holds escapes).
+_BODY_RULES: tuple[tuple[tuple[bytes, ...], Rule], ...] = (
+    ((b"evt_",), _stripe_body),
+    ((b"event_callback", b"url_verification"), _slack_body),
 )
 
 
@@ -314,16 +323,31 @@ def detect(req: SignedRequest) -> Detection:
 
     Never raises: detection runs on every capture, including garbage.
     """
-    for rule in _RULES:
-        try:
-            found = rule(req)
-        except (ValueError, TypeError, RecursionError, UnicodeError):
-            # The parsers already swallow these; this is the last line of
-            # defence so one odd payload cannot break capture.
-            continue
-        if found is not None:
-            return found
+    present = _TRIGGERS.intersection(req.first_values)
+    if present:
+        for triggers, rule in _HEADER_RULES:
+            if not present.isdisjoint(triggers):
+                found = _run(rule, req)
+                if found is not None:
+                    return found
+    body = req.body
+    # A JSON string may spell any character as an escape, so a body with escapes is parsed whatever its bytes.
+    escaped = b"\\u" in body
+    for markers, rule in _BODY_RULES:
+        if escaped or any(marker in body for marker in markers):
+            found = _run(rule, req)
+            if found is not None:
+                return found
     return Detection()
+
+
+def _run(rule: Rule, req: SignedRequest) -> Detection | None:
+    try:
+        return rule(req)
+    except (ValueError, TypeError, RecursionError, UnicodeError):
+        # The parsers already swallow these; this is the last line of defence so one odd payload cannot break
+        # capture.
+        return None
 
 
 _SCHEME_FOR_PROVIDER = {

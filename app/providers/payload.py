@@ -17,11 +17,24 @@ MAX_PARSE_BYTES = 2 * 1024 * 1024
 MAX_FIELD_CHARS = 256
 
 
+# First bytes of a BOM (UTF-8, 16, 32) or of UTF-16/32 text: json.loads sniffs those for their encoding.
+_NOT_PLAIN_UTF8_START = frozenset({0x00, 0xEF, 0xFE, 0xFF})
+
+
 def parse_json(body: bytes) -> object:
     """Parsed JSON body, or None when it is too big, not JSON or too deep."""
     if not body or len(body) > MAX_PARSE_BYTES:
         return None
     try:
+        if body[0] not in _NOT_PLAIN_UTF8_START and (len(body) < 2 or body[1]):
+            # Bytes that json.loads would decode as UTF-8 (what providers send): decoding them here skips its
+            # encoding sniffing. A BOM, UTF-16 or 32, or bytes strict UTF-8 refuses go through json.loads as they
+            # are, as before.
+            try:
+                text = body.decode("utf-8")
+            except UnicodeDecodeError:
+                return json.loads(body)
+            return json.loads(text)
         return json.loads(body)
     except (ValueError, RecursionError, UnicodeDecodeError, TypeError):
         return None
