@@ -309,6 +309,7 @@ _HEADER_RULES: tuple[tuple[tuple[str, ...], Rule], ...] = (
     (("x-signature-ed25519",), _discord),
     (("svix-id", "webhook-id"), _standard),
 )
+_BOM_OR_WIDE = frozenset({0x00, 0xEF, 0xFE, 0xFF})
 _TRIGGERS = frozenset(name for triggers, _ in _HEADER_RULES for name in triggers)
 # Body rules (headers stripped by a proxy), after the header rules, each with the bytes its match must contain:
 # a JSON body is parsed only when one occurs (or when it holds escapes).
@@ -331,10 +332,11 @@ def detect(req: SignedRequest) -> Detection:
                 if found is not None:
                     return found
     body = req.body
-    # A JSON string may spell any character as an escape, so a body with escapes is parsed whatever its bytes.
-    escaped = b"\\u" in body
+    # The markers are looked for in the raw bytes, which say nothing when JSON spells characters as escapes or the
+    # body is UTF-16 or 32 (a NUL in its first two bytes, or a byte-order mark): such a body is parsed regardless.
+    unsure = b"\\u" in body or (len(body) > 1 and (body[0] in _BOM_OR_WIDE or not body[1]))
     for markers, rule in _BODY_RULES:
-        if escaped or any(marker in body for marker in markers):
+        if unsure or any(marker in body for marker in markers):
             found = _run(rule, req)
             if found is not None:
                 return found

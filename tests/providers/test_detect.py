@@ -379,3 +379,28 @@ def test_retries_share_the_event_id() -> None:
 def test_scheme_for_provider(provider: str) -> None:
     assert scheme_for_provider(provider) == provider
     assert scheme_for_provider(None) is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        '{"id": "evt_1", "object": "event", "type": "invoice.paid"}',
+        # Escapes spell the same JSON: the byte pre-check must not skip it.
+        '{"id": "\\u0065vt_1", "object": "\\u0065vent", "type": "invoice.paid"}',
+        # BOM and UTF-16: the encodings json.loads accepts on bytes.
+        "\ufeff" + '{"id": "evt_1", "object": "event", "type": "invoice.paid"}',
+    ],
+    ids=["plain", "escaped", "bom"],
+)
+def test_stripe_is_detected_by_its_body_alone_however_it_is_spelled(body: str) -> None:
+    assert detect(make({"Content-Type": J}, body.encode())) == Detection("stripe", "invoice.paid", "evt_1")
+    encoded = '{"id": "evt_1", "object": "event", "type": "invoice.paid"}'.encode("utf-16")
+    assert detect(make({"Content-Type": J}, encoded)) == Detection("stripe", "invoice.paid", "evt_1")
+
+
+def test_a_provider_header_with_an_empty_value_falls_through_to_the_next_rule() -> None:
+    body = json.dumps({"id": "evt_2", "object": "event", "type": "charge.failed"})
+    # An empty X-GitHub-Event is no GitHub event: the body rule still finds Stripe.
+    assert detect(make({"X-GitHub-Event": "", "Content-Type": J}, body)) == Detection(
+        "stripe", "charge.failed", "evt_2"
+    )
