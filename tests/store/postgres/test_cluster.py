@@ -30,6 +30,7 @@ import httpx
 import pytest
 
 from app.delivery.forwarder import UNCOMMITTED_MAX
+from app.delivery.relay import WINDOW
 from tests.delivery.relayproc import RelayProcess, wait_relay
 from tests.delivery.target import Received, RecordingTarget
 from tests.support import ServerProcess, create_endpoint, server_client, wait_until
@@ -50,7 +51,7 @@ KILL_FORWARD_AFTER = 2 * CAPTURES // 3  # ... and before the forward lease holde
 # keeps at most 64 requests unacknowledged (docs/forwarding.md, the relay protocol), plus acks it had received but
 # not committed yet, a group commit's worth: one more window. Measured: 1-2 forwarded and ~25 relayed twice.
 FORWARD_REDELIVERED_MAX = UNCOMMITTED_MAX + 1
-RELAY_REDELIVERED_MAX = 2 * 64
+RELAY_REDELIVERED_MAX = 2 * WINDOW
 HEADER_NAMES = frozenset({b"content-type", b"x-i", b"x-dup", b"x-other", b"x-bin"})
 
 
