@@ -15,6 +15,24 @@ def default_retention_ceiling(retention_count: int) -> int:
 
 
 @dataclass(frozen=True, slots=True)
+class RetentionRules:
+    """What one prune applies, the same on every backend."""
+
+    cap: int  # newest captures kept per endpoint; 0: no cap
+    cutoff: float | None  # captures received before this are expired; None: no age limit
+    ceiling: int  # most captures an endpoint keeps while some of them are still owed
+
+    @classmethod
+    def at(cls, now: float, count: int, age: float, ceiling: int | None) -> RetentionRules:
+        """The rules for a prune at `now` with the configured count cap and maximum age (0: none)."""
+        return cls(
+            cap=count,
+            cutoff=now - age if age > 0 else None,
+            ceiling=ceiling if ceiling is not None else default_retention_ceiling(count),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class PruneResult:
     removed: int
     skipped: tuple[Skipped, ...] = ()

@@ -20,16 +20,10 @@ from app.endpoint_settings import settings_from_json
 from app.events.types import CursorKind, Skipped
 from app.store.postgres.bodies import SPOOL_ORPHAN_SECONDS
 from app.store.postgres.changes import KEEP_SECONDS
+from app.store.retention import RetentionRules
 
 # pg_try_advisory_xact_lock key of retention (the migration key + 1).
 RETENTION_LOCK = (0x686F6F6B73636F70 & 0x7FFF_FFFF_FFFF_FFFF) + 1
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionRules:
-    cap: int  # newest captures kept per endpoint; 0: no cap
-    cutoff: float | None  # captures received before this are expired; None: no age limit
-    ceiling: int  # most captures an endpoint keeps while some of them are still owed
 
 
 @dataclass(frozen=True, slots=True)

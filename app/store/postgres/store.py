@@ -41,7 +41,7 @@ from app.events.types import (
 from app.models import CapturedRequest, Endpoint, EndpointStats, NewRequest, ResponseSpec, new_endpoint_id
 from app.providers.types import VerdictStatus
 from app.settings import Durability, redact_database
-from app.store.base import BodySpool, PruneResult, RequestQuery, Store, default_retention_ceiling
+from app.store.base import BodySpool, PruneResult, RequestQuery, Store
 from app.store.codec import encode_response
 from app.store.errors import BodyMissing, StorageUnavailable, StoreBusy, StoreClosed
 from app.store.postgres.bodies import PgSpool, iter_chunks, open_chunks, read_chunks
@@ -60,7 +60,7 @@ from app.store.postgres.doorbell import (
 from app.store.postgres.fanout import Fanout
 from app.store.postgres.leases import LeaseQueries
 from app.store.postgres.lookup import EndpointLookup
-from app.store.postgres.retention import PrunedEndpoint, RetentionRules, prune_all
+from app.store.postgres.retention import PrunedEndpoint, prune_all
 from app.store.postgres.rows import (
     SUMMARY_COLUMNS,
     encode_headers,
@@ -70,6 +70,7 @@ from app.store.postgres.rows import (
 )
 from app.store.postgres.schema import MIGRATIONS, NotOurs, SchemaTooNew, migrate, stored_version
 from app.store.postgres.writer import Writer
+from app.store.retention import RetentionRules
 
 log = logging.getLogger("hookscope.store")
 
@@ -534,11 +535,7 @@ class PostgresStore(DeliveryQueries, LeaseQueries, Store):
 
     async def prune(self, now: float, ceiling: int | None = None) -> PruneResult:
         """One instance at a time (retention.py): another instance's concurrent prune makes this one a no-op."""
-        rules = RetentionRules(
-            cap=self.retention_count,
-            cutoff=now - self.retention_age if self.retention_age > 0 else None,
-            ceiling=ceiling if ceiling is not None else default_retention_ceiling(self.retention_count),
-        )
+        rules = RetentionRules.at(now, self.retention_count, self.retention_age, ceiling)
 
         async def op(conn: asyncpg.Connection) -> Changes[list[PrunedEndpoint]]:
             pruned = await prune_all(conn, rules, now)

@@ -14,13 +14,7 @@ from typing import Any
 
 from app.endpoint_settings import settings_from_json
 from app.events.types import CursorKind, Skipped
-
-
-@dataclass(frozen=True, slots=True)
-class RetentionRules:
-    cap: int  # newest captures kept per endpoint; 0: no cap
-    cutoff: float | None  # captures received before this are expired; None: no age limit
-    ceiling: int  # most captures an endpoint keeps while some of them are still owed
+from app.store.retention import RetentionRules
 
 
 @dataclass(frozen=True, slots=True)

@@ -41,16 +41,16 @@ from app.store.base import (
     PruneResult,
     RequestQuery,
     Store,
-    default_retention_ceiling,
 )
 from app.store.codec import decode_response, encode_response
 from app.store.errors import BodyMissing, StorageUnavailable
+from app.store.retention import RetentionRules
 from app.store.sqlite.bodies import BodyFiles, iter_file
 from app.store.sqlite.captures import Capture, CaptureInsert, decode_headers
 from app.store.sqlite.deliveries import DeliveryQueries
 from app.store.sqlite.leases import LocalLeases
 from app.store.sqlite.lock import DatabaseLock
-from app.store.sqlite.retention import PrunedEndpoint, RetentionRules, prune_all
+from app.store.sqlite.retention import PrunedEndpoint, prune_all
 from app.store.sqlite.schema import migrate
 from app.store.sqlite.writer import Writer
 
@@ -486,11 +486,7 @@ class SQLiteStore(DeliveryQueries, Store):
         self.bodies.delete(n for n in names if n)
 
     async def prune(self, now: float, ceiling: int | None = None) -> PruneResult:
-        rules = RetentionRules(
-            cap=self.retention_count,
-            cutoff=now - self.retention_age if self.retention_age > 0 else None,
-            ceiling=ceiling if ceiling is not None else default_retention_ceiling(self.retention_count),
-        )
+        rules = RetentionRules.at(now, self.retention_count, self.retention_age, ceiling)
 
         def op(conn: sqlite3.Connection) -> list[PrunedEndpoint]:
             return prune_all(conn, rules)
