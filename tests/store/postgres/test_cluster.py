@@ -20,7 +20,6 @@ import base64
 import hashlib
 import json
 import random
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -33,6 +32,7 @@ from app.delivery.forwarder import UNCOMMITTED_MAX
 from app.delivery.relay import WINDOW
 from tests.delivery.relayproc import RelayProcess, wait_relay
 from tests.delivery.target import Received, RecordingTarget
+from tests.store.postgres.processes import start_instances, stop_instance
 from tests.support import ServerProcess, create_endpoint, server_client, wait_until
 
 # Three servers, a forward takeover that waits for the dead owner's lease to expire (15 s + a 2 s poll),
@@ -93,30 +93,6 @@ def _capture(i: int) -> tuple[str, str, str, list[tuple[bytes, bytes]], bytes]:
 def _index_of(path: bytes) -> int:
     """i of a capture from its sub-path /p/i/... (as stored, or as a target received it after its prefix)."""
     return int(path.split(b"/p/", 1)[1].split(b"/", 1)[0])
-
-
-async def _start_all(dsn: str, n: int) -> list[ServerProcess]:
-    servers = [ServerProcess(dsn) for _ in range(n)]
-    results = await asyncio.gather(*(asyncio.to_thread(s.start, 60.0) for s in servers), return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:
-        for srv in servers:
-            await _stop(srv)
-        raise failed[0]
-    return servers
-
-
-async def _stop(srv: ServerProcess) -> None:
-    """SIGTERM (when still running) and check a clean shutdown; a killed server is only reaped."""
-    if srv.proc is None:
-        return
-    killed = srv.proc.poll() is not None
-    code = await asyncio.to_thread(srv.stop)
-    assert srv.proc.stderr is not None
-    log = srv.proc.stderr.read().decode(errors="replace")
-    srv.__exit__()
-    if not killed:
-        assert code in (0, -signal.SIGTERM) and "Traceback" not in log, log
 
 
 def _client(srv: ServerProcess) -> httpx.AsyncClient:
@@ -227,7 +203,7 @@ def _redelivered(got: list[int], every: list[int]) -> int:
 async def test_5000_captures_over_three_instances_survive_killing_the_relay_and_forward_owners(
     pg_dsn: str, target: RecordingTarget, tmp_path: Path
 ) -> None:
-    servers = await _start_all(pg_dsn, 3)
+    servers = await start_instances(pg_dsn, 3)
     clients = [_client(s) for s in servers]
     relays: list[RelayProcess] = []
     try:
@@ -325,4 +301,4 @@ async def test_5000_captures_over_three_instances_survive_killing_the_relay_and_
         for c in clients:
             await c.aclose()
         for srv in servers:
-            await _stop(srv)
+            await stop_instance(srv)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,36 +19,12 @@ import websockets
 from websockets.asyncio.client import ClientConnection
 
 from app.store.postgres.schema import MIGRATIONS
+from tests.store.postgres.processes import start_instances, stop_instances
 from tests.support import ServerProcess, create_endpoint, server_client, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
 CAPTURES = 300
-
-
-async def _start_all(dsn: str, n: int) -> list[ServerProcess]:
-    servers = [ServerProcess(dsn) for _ in range(n)]
-    results = await asyncio.gather(*(asyncio.to_thread(s.start, 60.0) for s in servers), return_exceptions=True)
-    failed = [r for r in results if isinstance(r, BaseException)]
-    if failed:
-        await _stop_all(servers)
-        raise failed[0]
-    return servers
-
-
-async def _stop_all(servers: list[ServerProcess]) -> list[str]:
-    """SIGTERM each; returns their logs, checked for a clean shutdown."""
-    logs = []
-    for srv in servers:
-        if srv.proc is None:
-            continue
-        code = await asyncio.to_thread(srv.stop)
-        assert srv.proc.stderr is not None
-        log = srv.proc.stderr.read().decode(errors="replace")
-        srv.__exit__()
-        assert code in (0, -signal.SIGTERM) and "Traceback" not in log, log
-        logs.append(log)
-    return logs
 
 
 def _client(srv: ServerProcess) -> httpx.AsyncClient:
@@ -136,7 +111,7 @@ async def _smee(lines: AsyncIterator[str], into: list[tuple[int, dict[str, Any]]
 
 
 async def test_three_instances_start_at_once_on_an_empty_database(pg_dsn: str) -> None:
-    servers = await _start_all(pg_dsn, 3)
+    servers = await start_instances(pg_dsn, 3)
     try:
         clients = [_client(s) for s in servers]
         for client in clients:
@@ -154,11 +129,11 @@ async def test_three_instances_start_at_once_on_an_empty_database(pg_dsn: str) -
         for client in clients:
             await client.aclose()
     finally:
-        await _stop_all(servers)
+        await stop_instances(servers)
 
 
 async def test_capture_on_a_shows_on_b_live_and_c_smee_exactly_once_across_a_lost_listener(pg_dsn: str) -> None:
-    a, b, c = servers = await _start_all(pg_dsn, 3)
+    a, b, c = servers = await start_instances(pg_dsn, 3)
     try:
         async with _client(a) as ca, _client(b) as cb, _client(c) as cc:
             ep = (await create_endpoint(ca))["id"]
@@ -203,7 +178,7 @@ async def test_capture_on_a_shows_on_b_live_and_c_smee_exactly_once_across_a_los
             got = (await cb.get(f"/api/requests/{live[-1]['id']}")).json()
             assert got["seq"] == CAPTURES
     finally:
-        await _stop_all(servers)
+        await stop_instances(servers)
 
 
 
@@ -224,7 +199,7 @@ CREATE TRIGGER hold_the_batch AFTER INSERT ON requests FOR EACH STATEMENT EXECUT
 async def test_a_slow_committing_instance_makes_no_tailer_skip_a_request(pg_dsn: str) -> None:
     """(b) A and B capture to one endpoint while A's writer holds every batch open 50 ms after inserting it (a
     trigger keyed to A's writer backend): live sockets on both see every seq once, in order, with no gap."""
-    a, b = servers = await _start_all(pg_dsn, 2)
+    a, b = servers = await start_instances(pg_dsn, 2)
     try:
         admin = await asyncpg.connect(pg_dsn)
         try:
@@ -270,4 +245,4 @@ async def test_a_slow_committing_instance_makes_no_tailer_skip_a_request(pg_dsn:
         finally:
             await admin.close()
     finally:
-        await _stop_all(servers)
+        await stop_instances(servers)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from app.delivery.forwarder import UNCOMMITTED_MAX
 from app.delivery.relay import WINDOW
 from tests.delivery.relayproc import RelayProcess, wait_relay
 from tests.delivery.target import RecordingTarget
+from tests.store.postgres.processes import start_instance, stop_instance
 from tests.support import ServerProcess, create_endpoint, server_client, wait_until
 
 # Two servers, a takeover that waits for a lease to expire (15 s), a few hundred captures.
@@ -39,25 +39,6 @@ FORWARD_REDELIVERED_MAX = UNCOMMITTED_MAX + 1
 # A relay's server keeps at most WINDOW requests unacknowledged (docs/forwarding.md, the relay protocol), plus the
 # acks it had received but not committed yet: at most one more window.
 RELAY_REDELIVERED_MAX = 2 * WINDOW
-
-
-async def _start(dsn: str) -> ServerProcess:
-    srv = ServerProcess(dsn)
-    await asyncio.to_thread(srv.start, 60.0)
-    return srv
-
-
-async def _stop(srv: ServerProcess) -> None:
-    """SIGTERM (when still running) and check a clean shutdown; a killed server is only reaped."""
-    if srv.proc is None:
-        return
-    killed = srv.proc.poll() is not None
-    code = await asyncio.to_thread(srv.stop)
-    assert srv.proc.stderr is not None
-    log = srv.proc.stderr.read().decode(errors="replace")
-    srv.__exit__()
-    if not killed:
-        assert code in (0, -signal.SIGTERM) and "Traceback" not in log, log
 
 
 def _client(srv: ServerProcess) -> httpx.AsyncClient:
@@ -124,11 +105,11 @@ async def _owner(client: httpx.AsyncClient, ep: str) -> tuple[str | None, str]:
 async def test_one_instance_forwards_and_a_survivor_takes_over_after_kill_9(
     pg_dsn: str, target: RecordingTarget
 ) -> None:
-    servers = [await _start(pg_dsn)]
+    servers = [await start_instance(pg_dsn)]
     try:
         async with _client(servers[0]) as first:
             ep = (await create_endpoint(first, forward_targets=[target.url + "/fwd"]))["id"]
-            servers.append(await _start(pg_dsn))
+            servers.append(await start_instance(pg_dsn))
             async with _client(servers[1]) as second:
                 clients = [first, second]
                 await _known_on(second, ep)
@@ -169,13 +150,13 @@ async def test_one_instance_forwards_and_a_survivor_takes_over_after_kill_9(
                 assert status["pending"] == 0 and status["acked_id"] == max(seqs.values())
     finally:
         for srv in servers:
-            await _stop(srv)
+            await stop_instance(srv)
 
 
 async def test_a_relay_reconnecting_through_another_instance_gets_everything_not_acked(
     pg_dsn: str, tmp_path: Path
 ) -> None:
-    servers = [await _start(pg_dsn), await _start(pg_dsn)]
+    servers = [await start_instance(pg_dsn), await start_instance(pg_dsn)]
     relays: list[RelayProcess] = []
     try:
         async with _client(servers[0]) as a, _client(servers[1]) as b, RecordingTarget() as relayed:
@@ -217,11 +198,11 @@ async def test_a_relay_reconnecting_through_another_instance_gets_everything_not
             if relay.proc is not None:
                 await asyncio.to_thread(relay.stop)
         for srv in servers:
-            await _stop(srv)
+            await stop_instance(srv)
 
 
 async def test_a_relay_connecting_elsewhere_closes_its_stale_socket(pg_dsn: str) -> None:
-    servers = [await _start(pg_dsn), await _start(pg_dsn)]
+    servers = [await start_instance(pg_dsn), await start_instance(pg_dsn)]
     try:
         async with _client(servers[0]) as a, _client(servers[1]) as b:
             ep = (await create_endpoint(a))["id"]
@@ -248,4 +229,4 @@ async def test_a_relay_connecting_elsewhere_closes_its_stale_socket(pg_dsn: str)
                     assert frame == {"type": "pong"}
     finally:
         for srv in servers:
-            await _stop(srv)
+            await stop_instance(srv)

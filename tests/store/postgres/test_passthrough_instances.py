@@ -7,7 +7,6 @@ created on A captures on B at once (app/ingest/passthrough.py, app/store/postgre
 from __future__ import annotations
 
 import asyncio
-import signal
 from pathlib import Path
 
 import httpx
@@ -15,6 +14,7 @@ import pytest
 
 from tests.delivery.relayproc import RelayProcess, wait_relay
 from tests.delivery.target import Received, RecordingTarget
+from tests.store.postgres.processes import start_instance, stop_instances
 from tests.support import ServerProcess, create_endpoint, server_client, wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -28,23 +28,6 @@ def _dev_server(r: Received) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
     if r.target.endswith(b"/big"):
         return 203, [(b"x-dev", b"big")], b"B" * BIG
     return 209, [(b"content-type", b"text/plain"), (b"x-dev", b"yes")], b"dev:" + r.body
-
-
-async def _start(dsn: str) -> ServerProcess:
-    srv = ServerProcess(dsn)
-    await asyncio.to_thread(srv.start, 60.0)
-    return srv
-
-
-async def _stop(servers: list[ServerProcess]) -> None:
-    for srv in servers:
-        if srv.proc is None:
-            continue
-        code = await asyncio.to_thread(srv.stop)
-        assert srv.proc.stderr is not None
-        log = srv.proc.stderr.read().decode(errors="replace")
-        srv.__exit__()
-        assert code in (0, -signal.SIGTERM) and "Traceback" not in log, log
 
 
 def _client(srv: ServerProcess) -> httpx.AsyncClient:
@@ -66,7 +49,7 @@ async def _known_on(client: httpx.AsyncClient, ep: str) -> None:
 
 
 async def test_a_relay_on_another_instance_answers_the_sender(pg_dsn: str, tmp_path: Path) -> None:
-    servers = [await _start(pg_dsn), await _start(pg_dsn)]
+    servers = [await start_instance(pg_dsn), await start_instance(pg_dsn)]
     relay: RelayProcess | None = None
     try:
         async with _client(servers[0]) as a, _client(servers[1]) as b, RecordingTarget(_dev_server) as dev:
@@ -106,11 +89,11 @@ async def test_a_relay_on_another_instance_answers_the_sender(pg_dsn: str, tmp_p
     finally:
         if relay is not None and relay.proc is not None:
             await asyncio.to_thread(relay.stop)
-        await _stop(servers)
+        await stop_instances(servers)
 
 
 async def test_a_forward_target_held_by_another_instance_answers_the_sender(pg_dsn: str) -> None:
-    servers = [await _start(pg_dsn)]
+    servers = [await start_instance(pg_dsn)]
     try:
         async with RecordingTarget(_dev_server) as dev, _client(servers[0]) as b:
             # B alone takes the target's lease; A starts after, and finds it held.
@@ -123,7 +106,7 @@ async def test_a_forward_target_held_by_another_instance_answers_the_sender(pg_d
                     break
                 await asyncio.sleep(0.02)  # another process's state: nothing to wait on but polling
             assert target["owner"] == b_id
-            servers.append(await _start(pg_dsn))
+            servers.append(await start_instance(pg_dsn))
             async with _client(servers[1]) as a:
                 assert await _instance(a, ep) != b_id
                 for i in range(3):
@@ -133,11 +116,11 @@ async def test_a_forward_target_held_by_another_instance_answers_the_sender(pg_d
                 (target,) = (await a.get(f"/api/endpoints/{ep}/forwarding")).json()["targets"]
                 assert target["owner"] == b_id  # B delivered them all
     finally:
-        await _stop(servers)
+        await stop_instances(servers)
 
 
 async def test_passthrough_without_any_deliverer_answers_at_once(pg_dsn: str) -> None:
-    servers = [await _start(pg_dsn), await _start(pg_dsn)]
+    servers = [await start_instance(pg_dsn), await start_instance(pg_dsn)]
     try:
         async with _client(servers[0]) as a:
             ep = (await create_endpoint(a, passthrough={"timeout": 30},
@@ -146,11 +129,11 @@ async def test_passthrough_without_any_deliverer_answers_at_once(pg_dsn: str) ->
             resp = await a.post(f"/h/{ep}", content=b"x")
             assert resp.status_code == 202 and resp.text == "configured"
     finally:
-        await _stop(servers)
+        await stop_instances(servers)
 
 
 async def test_an_endpoint_created_on_one_instance_captures_on_another_at_once(pg_dsn: str) -> None:
-    servers = [await _start(pg_dsn), await _start(pg_dsn)]
+    servers = [await start_instance(pg_dsn), await start_instance(pg_dsn)]
     try:
         async with _client(servers[0]) as a, _client(servers[1]) as b:
             for i in range(20):
@@ -160,4 +143,4 @@ async def test_an_endpoint_created_on_one_instance_captures_on_another_at_once(p
                 assert resp.status_code == 200, resp.text
             assert (await b.post("/h/AAAAAAAAAAAAAAAAAAAAAA", content=b"x")).status_code == 404
     finally:
-        await _stop(servers)
+        await stop_instances(servers)
