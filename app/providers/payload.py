@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 from urllib.parse import parse_qsl
 
+from app.unicode_safe import scrub_text
+
 # Real webhook payloads are far smaller; the cap keeps a multi-megabyte upload
 # from costing a full JSON parse on the capture path.
 MAX_PARSE_BYTES = 2 * 1024 * 1024
@@ -92,7 +94,8 @@ def text(value: object) -> str | None:
     if isinstance(value, bool) or value is None:
         return None
     if isinstance(value, str):
-        return value[:MAX_FIELD_CHARS] if value else None
+        # JSON may escape a lone surrogate, which no store or response can hold: U+FFFD in its place.
+        return scrub_text(value[:MAX_FIELD_CHARS]) if value else None
     if isinstance(value, int):
         return str(value)[:MAX_FIELD_CHARS]
     return None

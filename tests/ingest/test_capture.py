@@ -48,6 +48,21 @@ async def test_utf8_body_is_text(client: httpx.AsyncClient) -> None:
     assert data["body"].encode() == body
 
 
+async def test_a_provider_event_whose_ids_escape_lone_surrogates_is_stored_byte_exact(
+    client: httpx.AsyncClient,
+) -> None:
+    """The detected event fields get U+FFFD for each lone surrogate (no store can hold one); the body stays as sent."""
+    ep = await create_endpoint(client)
+    body = b'{"id":"evt_\\ud800x","object":"event","type":"a\\udfffb"}'
+    resp = await client.post(
+        f"/h/{ep['id']}", content=body, headers={"stripe-signature": "t=1,v1=00", "content-type": "application/json"}
+    )
+    assert resp.status_code == 200, resp.text
+    data = await _get(client, resp.headers["x-hookscope-request-id"])
+    assert (data["provider"], data["event_id"], data["event_type"]) == ("stripe", "evt_\ufffdx", "a\ufffdb")
+    assert data["body"].encode() == body
+
+
 async def test_duplicate_headers_keep_order(server: LiveServer, client: httpx.AsyncClient) -> None:
     ep = await create_endpoint(client)
     raw = (
